@@ -50,6 +50,10 @@ class Store(ABC):
         """Record that the run is alive, with its checkpoint progress."""
 
     @abstractmethod
+    def set_run_status(self, run_id: str, status: str) -> None:
+        """Set a live run's status to running or paused (an ended run is left as it is)."""
+
+    @abstractmethod
     def end_run(
         self, run_id: str, status: str, *, exit_status: int | None = None,
         stopped_by: str | None = None,

@@ -347,6 +347,15 @@ class SQLiteStore(Store):
             ),
         )
 
+    def set_run_status(self, run_id: str, status: str) -> None:
+        self._write(
+            f"mark a process {status}",
+            lambda conn: conn.execute(
+                "UPDATE runs SET status = ? WHERE run_id = ? AND ended_at IS NULL",
+                (status, run_id),
+            ),
+        )
+
     def end_run(
         self, run_id: str, status: str, *, exit_status: int | None = None,
         stopped_by: str | None = None,
