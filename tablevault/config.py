@@ -13,10 +13,26 @@ from pathlib import Path
 from traitlets import Float, Unicode, default, validate
 from traitlets.config import Configurable
 
+from .errors import InvalidInputError
+
 
 def _env(name: str, fallback: str | None = None) -> str | None:
     value = os.environ.get(name, "").strip()
     return value or fallback
+
+
+def _env_seconds(name: str, fallback: float) -> float:
+    """A positive number of seconds from the environment, or a clear error naming it."""
+    raw = _env(name)
+    if raw is None:
+        return fallback
+    try:
+        seconds = float(raw)
+    except ValueError:
+        raise InvalidInputError(f"{name} must be a number of seconds, not {raw!r}") from None
+    if not seconds > 0 or seconds == float("inf"):
+        raise InvalidInputError(f"{name} must be a positive number of seconds, not {raw!r}")
+    return seconds
 
 
 class TableVaultSettings(Configurable):
@@ -50,7 +66,8 @@ class TableVaultSettings(Configurable):
 
     heartbeat_interval = Float(
         help="Seconds between two heartbeats written to the store "
-        "(env TABLEVAULT_HEARTBEAT_INTERVAL; default 5)."
+        "(env TABLEVAULT_HEARTBEAT_INTERVAL; default 2); checkpoint counts and times reach the "
+        "store with it."
     ).tag(config=True)
 
     stale_after = Float(
@@ -81,20 +98,20 @@ class TableVaultSettings(Configurable):
 
     @default("poll_interval")
     def _default_poll_interval(self) -> float:
-        return float(_env("TABLEVAULT_POLL_INTERVAL", "0.5"))
+        return _env_seconds("TABLEVAULT_POLL_INTERVAL", 0.5)
 
     @default("heartbeat_interval")
     def _default_heartbeat_interval(self) -> float:
-        return float(_env("TABLEVAULT_HEARTBEAT_INTERVAL", "5"))
+        return _env_seconds("TABLEVAULT_HEARTBEAT_INTERVAL", 2.0)
 
     @default("stale_after")
     def _default_stale_after(self) -> float:
-        return float(_env("TABLEVAULT_STALE_AFTER", "30"))
+        return _env_seconds("TABLEVAULT_STALE_AFTER", 30.0)
 
     @validate("poll_interval", "heartbeat_interval", "stale_after")
     def _positive(self, proposal: dict) -> float:
-        if proposal["value"] <= 0:
-            raise ValueError(f"{proposal['trait'].name} must be positive seconds")
+        if not proposal["value"] > 0:
+            raise InvalidInputError(f"{proposal['trait'].name} must be positive seconds")
         return proposal["value"]
 
     @property
