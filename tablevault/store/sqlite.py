@@ -495,7 +495,7 @@ class SQLiteStore(Store):
     def create_request(
         self, target_name: str, action: str, requester: str, *, run_id: str | None = None
     ) -> Request:
-        def body(conn: sqlite3.Connection) -> Request:
+        def body(conn: sqlite3.Connection) -> Request | ProcessStateError:
             run = self._live_run(conn, target_name)
             if run is None:
                 row = conn.execute(
@@ -512,11 +512,18 @@ class SQLiteStore(Store):
                     f"not {run_id}; refresh and try again"
                 )
             alive = self.run_is_alive(run)
-            if run.live and not alive:
+            crashed = run.live and not alive
+            if crashed:
                 self._finalise(conn, run.run_id, "crashed")
                 run.status, run.ended_at = "crashed", now()
-            plan = plan_request(run, self._open_requests(conn, run.run_id), action,
-                                alive=alive)
+            try:
+                plan = plan_request(run, self._open_requests(conn, run.run_id), action,
+                                    alive=alive)
+            except ProcessStateError as refusal:
+                if crashed:
+                    # Returned, not raised: raising rolls the transaction back, undoing the crash.
+                    return refusal
+                raise
             if plan.existing is not None:
                 return plan.existing
             at = now()
@@ -539,7 +546,10 @@ class SQLiteStore(Store):
 
         if not isinstance(action, str):
             raise InvalidInputError(f"action must be a string, not {type(action).__name__}")
-        return self._write(f"request {action} of {target_name!r}", body)
+        outcome = self._write(f"request {action} of {target_name!r}", body)
+        if isinstance(outcome, ProcessStateError):
+            raise outcome
+        return outcome
 
     def open_requests(self, run_id: str) -> list[Request]:
         with self._reading("read requests") as conn:
