@@ -81,7 +81,7 @@ class Controller:
                     next_heartbeat = time.monotonic() + self.heartbeat_interval
                 self.poll_once()
             except StoreError as exc:
-                self.faults.failed("look for stop/pause/resume requests", exc)
+                self.faults.failed("heartbeat or look for requests", exc)
             except Exception:
                 # The watcher must outlive any surprise, or control would silently stop.
                 log.exception("tablevault watcher: unexpected error; it keeps running")

@@ -153,9 +153,11 @@ class ScriptRecorder:
         self.stopped_by = stopped_by
         if self.stopped_by is not None:
             self._write_end(Outcome("stopped"), "stopped", exit_status=EXIT_STOPPED)
+        elif self.failure is not None and self.failure.status == "interrupted":
+            # Python ends on an uncaught KeyboardInterrupt by killing itself with SIGINT.
+            self._write_end(self.failure, "terminated", exit_status=128 + signal.SIGINT)
         elif self.failure is not None:
-            status = "terminated" if self.failure.status == "interrupted" else "failed"
-            self._write_end(self.failure, status, exit_status=1)
+            self._write_end(self.failure, "failed", exit_status=1)
         elif self.exit_called:
             self._end_with_exit_status(self.exit_code)
         else:

@@ -206,6 +206,7 @@ class Vault(VaultClient):
         self._controller.start()
         self.note_current_index(self.current_index)
         atexit.register(self._at_exit)
+        _also_at_multiprocessing_exit(self._at_exit)
 
     def _claim(self, run: ProcessRecord, *, defaulted: bool) -> ProcessRecord:
         """Register ``run``; a defaulted name that is taken gets a suffix instead of failing."""
@@ -329,6 +330,19 @@ class Vault(VaultClient):
         if self.run is not None:
             with self.faults.guard("record the end of this process"):
                 self.store.end_run(self.run.run_id, status, exit_status=0)
+
+
+def _also_at_multiprocessing_exit(callback: Any) -> None:
+    """Run ``callback`` at the end of a multiprocessing child too.
+
+    A child started with the ``fork`` method leaves through ``os._exit``, so atexit handlers
+    never run there; multiprocessing's own exit finalizers do.
+    """
+    multiprocessing = sys.modules.get("multiprocessing")
+    if multiprocessing is not None and multiprocessing.parent_process() is not None:
+        from multiprocessing.util import Finalize
+
+        Finalize(None, callback, exitpriority=0)
 
 
 def _unavailable_store(exc: StoreError) -> Store:

@@ -34,8 +34,10 @@ from .rules import plan_request
 T = TypeVar("T")
 
 _SCHEMA_VERSION = 1
-_BUSY_TIMEOUT_MS = 5_000
-_WRITE_ATTEMPTS = 6
+# A write waits at most about 2 s x 3 attempts for a lock: long enough for dozens of busy
+# writers, short enough that a store held by someone else is reported, not waited out.
+_BUSY_TIMEOUT_MS = 2_000
+_WRITE_ATTEMPTS = 3
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
