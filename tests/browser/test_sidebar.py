@@ -1,0 +1,228 @@
+"""The sidebar in a real JupyterLab, driven by a real Chromium.
+
+A notebook runs a loop with ``%tv_checkpoint`` in a kernel JupyterLab started; the test clicks
+Pause, Resume and Stop in the tablevault sidebar as a person would, and checks what the
+process really did through the store.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, Page
+
+from tablevault import VaultClient
+from tablevault.config import TableVaultSettings
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = os.environ.get("TABLEVAULT_TEST_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_FLAGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--no-first-run",
+]
+PROCESS = "browser_loop"
+# The status bar's kernel item; the toolbar's indicator says idle before the kernel connects.
+KERNEL_IDLE = "ipykernel) | Idle"
+LOOP = f"""%load_ext tablevault
+%tv_init {PROCESS}
+import time
+from tablevault import Vault
+vault = Vault()
+i = 0
+while True:
+    i += 1
+    vault.append_record("ticks", {{"i": i}})
+    time.sleep(0.1)
+    %tv_checkpoint"""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_until(what: str, check: Callable[[], object], timeout: float = 30.0) -> object:
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(0.1)
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, object]]:
+    if not Path(CHROMIUM).exists():
+        reason = f"no Chromium at {CHROMIUM}: apt-get install chromium, as the README says"
+        if os.environ.get("CI"):
+            pytest.fail(reason)
+        pytest.skip(reason)
+    root = tmp_path_factory.mktemp("lab")
+    home = root / ".store"
+    config = root / ".jupyter"
+    # The news prompt would cover the page; it is JupyterLab's, not ours.
+    (config / "labconfig").mkdir(parents=True)
+    (config / "labconfig" / "page_config.json").write_text(json.dumps(
+        {"disabledExtensions": {"@jupyterlab/apputils-extension:announcements": True}}
+    ))
+    notebook = {
+        "cells": [{"cell_type": "code", "execution_count": None, "id": "loop", "metadata": {},
+                   "outputs": [], "source": LOOP}],
+        "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3",
+                                    "language": "python"}},
+        "nbformat": 4, "nbformat_minor": 5,
+    }
+    (root / "loop.ipynb").write_text(json.dumps(notebook))
+    port, token = free_port(), secrets.token_hex(16)
+    env = {**os.environ, "TABLEVAULT_HOME": str(home), "TABLEVAULT_POLL_INTERVAL": "0.1",
+           "TABLEVAULT_HEARTBEAT_INTERVAL": "0.5", "JUPYTER_CONFIG_DIR": str(config)}
+    env.pop("TABLEVAULT_PARENT", None)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "jupyterlab", "--allow-root", "--no-browser",
+         f"--port={port}", "--ServerApp.ip=127.0.0.1", f"--IdentityProvider.token={token}",
+         f"--ServerApp.root_dir={root}"],
+        env=env, stdout=subprocess.DEVNULL, stderr=(root / "server.log").open("w"),
+    )
+    url = f"http://127.0.0.1:{port}"
+
+    def answering() -> bool:
+        with socket.socket() as sock:
+            return sock.connect_ex(("127.0.0.1", port)) == 0
+
+    try:
+        wait_until("JupyterLab to listen", answering, 60)
+        yield {"url": url, "token": token, "home": home, "root": root}
+    finally:
+        server.terminate()
+        try:
+            server.wait(20)
+        except subprocess.TimeoutExpired:
+            server.kill()
+
+
+@pytest.fixture(scope="module")
+def browser(lab: dict[str, object]) -> Iterator[Browser]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser: Browser, lab: dict[str, object]) -> Iterator[Page]:
+    tab = browser.new_page(viewport={"width": 1280, "height": 800})
+    tab.goto(f"{lab['url']}/lab/tree/loop.ipynb?reset&token={lab['token']}")
+    tab.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
+    yield tab
+    tab.close()
+
+
+@pytest.fixture(scope="module")
+def client(lab: dict[str, object]) -> VaultClient:
+    return VaultClient(settings=TableVaultSettings(home=str(lab["home"])), requester="test")
+
+
+def ticks(client: VaultClient) -> int:
+    return len(client.query_record_list("ticks"))
+
+
+def row(name: str, status: str | None = None) -> str:
+    selector = f'#tablevault-panel .jp-tv-row[data-name="{name}"]'
+    return selector + (f'[data-status="{status}"]' if status else "")
+
+
+def test_pause_resume_and_stop_from_the_sidebar(
+    page: Page, client: VaultClient, lab: dict[str, object]
+) -> None:
+    # Given the loop running in a kernel that JupyterLab started
+    page.wait_for_selector(f"text={KERNEL_IDLE}", timeout=60_000)
+    page.click(".jp-Cell .cm-content")
+    page.keyboard.press("Shift+Enter")
+    wait_until("the loop to register", lambda: ticks(client) > 3, 60)
+
+    # When the sidebar is opened, the loop is listed as running
+    page.click('.lm-TabBar-tab[data-id="tablevault-panel"]')
+    page.wait_for_selector(row(PROCESS, "running"), timeout=20_000)
+
+    # When Pause is clicked, the row turns paused and the loop stops progressing
+    page.click(f"{row(PROCESS)} .jp-tv-pause")
+    page.wait_for_selector(row(PROCESS, "paused"), timeout=20_000)
+    assert client.get_process(PROCESS).status == "paused"
+    held = ticks(client)
+    time.sleep(1.5)
+    assert ticks(client) == held
+
+    # When Resume is clicked, the row turns running and the loop goes on
+    page.click(f"{row(PROCESS)} .jp-tv-resume")
+    page.wait_for_selector(row(PROCESS, "running"), timeout=20_000)
+    wait_until("the loop to progress again", lambda: ticks(client) > held + 3)
+    shot = Path(os.environ.get("TABLEVAULT_SCREENSHOT_DIR", lab["root"])) / "sidebar.png"
+    page.screenshot(path=str(shot))
+
+    # When Stop is clicked and confirmed, the cell ends and is recorded as stopped
+    page.click(f"{row(PROCESS)} .jp-tv-stop")
+    page.click(".jp-Dialog .jp-mod-warn")
+    wait_until("the cell to be recorded stopped",
+               lambda: client.query_process_code(PROCESS)[-1].status == "stopped")
+    page.wait_for_selector(".jp-OutputArea-output:has-text('stopped')", timeout=20_000)
+    stopped_at = ticks(client)
+
+    # Then the kernel kept its variables: a new cell sees the loop's counter
+    page.wait_for_selector(f"text={KERNEL_IDLE}", timeout=20_000)
+    page.click(".jp-Notebook .jp-Cell:last-child .cm-content")
+    page.keyboard.press("Escape")
+    page.keyboard.press("b")
+    page.keyboard.press("Enter")
+    page.keyboard.type('print(f"i={i}, alive")')
+    page.keyboard.press("Shift+Enter")
+    output = page.wait_for_selector(".jp-OutputArea-output:has-text('alive')", timeout=20_000)
+    assert output.inner_text().strip() == f"i={stopped_at}, alive"
+    assert client.get_process(PROCESS).status == "running"
+
+
+def test_a_missing_server_extension_is_named(
+    browser: Browser, lab: dict[str, object], tmp_path: Path
+) -> None:
+    # Given a JupyterLab whose tablevault server extension is disabled
+    port, token = free_port(), secrets.token_hex(8)
+    env = {**os.environ, "JUPYTER_CONFIG_DIR": str(Path(str(lab["root"])) / ".jupyter")}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "jupyterlab", "--allow-root", "--no-browser", f"--port={port}",
+         "--ServerApp.ip=127.0.0.1", f"--IdentityProvider.token={token}",
+         f"--ServerApp.root_dir={tmp_path}",
+         '--ServerApp.jpserver_extensions={"tablevault": False}'],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        def answering() -> bool:
+            with socket.socket() as sock:
+                return sock.connect_ex(("127.0.0.1", port)) == 0
+
+        wait_until("JupyterLab to listen", answering, 60)
+        tab = browser.new_page()
+        tab.goto(f"http://127.0.0.1:{port}/lab?reset&token={token}")
+        # When the sidebar opens
+        tab.click('.lm-TabBar-tab[data-id="tablevault-panel"]', timeout=60_000)
+        # Then it says the server extension is missing rather than showing an empty list
+        message = tab.wait_for_selector("#tablevault-panel .jp-tv-missing", timeout=20_000)
+        assert "not installed or enabled" in message.inner_text()
+        tab.close()
+    finally:
+        server.terminate()
+        server.wait(20)
