@@ -64,11 +64,16 @@ class Controller:
         self._watcher.start()
 
     def close(self, timeout: float = 2.0) -> None:
+        """Stop the watcher and write the final checkpoint count, which heartbeats lag."""
         self._closing.set()
         self._news.set()
         if self._watcher is not None and self._watcher is not threading.current_thread():
             self._watcher.join(timeout)
         self._watcher = None
+        try:
+            self.store.heartbeat(self.run_id, self.checkpoint_count, self.last_checkpoint_at)
+        except StoreError as exc:
+            self.faults.failed("write the final checkpoint count", exc)
 
     def _watch(self) -> None:
         next_heartbeat = 0.0

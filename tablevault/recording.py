@@ -179,6 +179,7 @@ class ScriptRecorder:
             return
         self.ended = True
         outcome.duration = time.monotonic() - self.started
+        outcome.exit_code = exit_status
         with self.faults.guard("record how the script ended"):
             if self.item_id is not None:
                 self.store.finish_code_item(self.item_id, outcome)
