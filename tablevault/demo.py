@@ -61,7 +61,7 @@ class Timeline:
     def add(self, actor: str, what: str) -> None:
         at = time.monotonic() - self.started
         self.events.append((at, actor, what))
-        print(f"{at:7.1f}s  {actor:22}  {what}", flush=True)
+        print(f"{at:7.1f}s  {actor:24}  {what}", flush=True)
 
 
 def wait_for(what: str, check: Callable[[], T | None], timeout: float) -> T:
@@ -161,7 +161,8 @@ class Story:
     def start_ingestion(self) -> None:
         script = self.examples / "ingest_breast_cancer.py"
         self.processes.append(subprocess.Popen(
-            [sys.executable, str(script), "--delay", "0.25"], env=self.env
+            [sys.executable, str(script), "--delay", "0.25"], env=self.env,
+            stdout=subprocess.DEVNULL,
         ))
         run = wait_for("the ingestion script to register", lambda: self.process(INGESTION),
                        self.timeout)
@@ -201,9 +202,12 @@ class Story:
         reply = self.kernel_client.get_shell_msg(timeout=self.timeout)
         if reply["parent_header"].get("msg_id") != training_msg:
             raise DemoFailure("unexpected kernel reply while waiting for the training cell")
-        cell = self.client.query_process_code(TRAINING)[-1]
-        if cell.status != "stopped":
-            raise DemoFailure(f"the training cell was recorded {cell.status}, not stopped")
+        def stopped_cell() -> Any:
+            cell = self.client.query_process_code(TRAINING)[-1]
+            return cell if cell.status == "stopped" else None
+
+        cell = wait_for("the training cell to be recorded as stopped", stopped_cell,
+                        self.timeout)
         epochs_done = int(self.evaluate("epochs_done"))
         recorded = len(self.records("digits_training"))
         if epochs_done != recorded:
@@ -213,7 +217,7 @@ class Story:
 
     def run_search(self) -> None:
         script = self.examples / "hyperparameter_search.py"
-        search = subprocess.run([sys.executable, str(script), "--epochs", "10"], env=self.env,
+        search = subprocess.run([sys.executable, str(script), "--epochs", "6"], env=self.env,
                                 capture_output=True, text=True, timeout=self.timeout)
         if search.returncode != 0:
             raise DemoFailure(f"the search failed: {search.stderr.strip()[-300:]}")
