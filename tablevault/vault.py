@@ -42,6 +42,8 @@ class _ActiveVault:
 
     lock = threading.RLock()
     vault: Vault | None = None
+    # A child fork-ed from a kernel inherits the kernel's shell but runs no cells of its own.
+    forked = False
 
 
 def active_vault() -> Vault | None:
@@ -61,6 +63,7 @@ def _forget_in_child() -> None:
         vault._controller = None
     _ActiveVault.vault = None
     _ActiveVault.lock = threading.RLock()
+    _ActiveVault.forked = True
 
 
 os.register_at_fork(after_in_child=_forget_in_child)
@@ -155,7 +158,7 @@ class Vault(VaultClient):
                 root_password=arango_root_password,
             )
 
-        self.kind = detect_kind()
+        self.kind = "script" if _ActiveVault.forked else detect_kind()
         self.faults = FaultReporter()
         self._pid = os.getpid()
         self._controller: Controller | None = None

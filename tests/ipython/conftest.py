@@ -13,7 +13,6 @@ poll for them (``wait_for``) rather than read them once.
 from __future__ import annotations
 
 import os
-import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -22,20 +21,14 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
+from jupyter_client import BlockingKernelClient, KernelManager
+
+from tablevault import VaultClient
+from tablevault.config import TableVaultSettings
+from tablevault.store.records import CodeItem, ProcessRecord
 
 HERE = Path(__file__).resolve().parent
 REPO_ROOT = HERE.parents[1]
-
-# TODO: drop this once the project puts the checkout on pytest's path (or installs it in the
-# test venv); until then these tests import the package from the checkout they live in.
-if str(REPO_ROOT) not in sys.path:
-    sys.path.insert(0, str(REPO_ROOT))
-
-from jupyter_client import BlockingKernelClient, KernelManager  # noqa: E402
-
-from tablevault import VaultClient  # noqa: E402
-from tablevault.config import TableVaultSettings  # noqa: E402
-from tablevault.store.records import CodeItem, ProcessRecord  # noqa: E402
 
 T = TypeVar("T")
 

@@ -86,3 +86,28 @@ def test_a_process_started_from_a_cell_has_that_cell_as_parent(
     assert wait_for(lambda: child in client.query_process_list(parent_code_text=marker),
                     "the search to find the child")
     assert client.query_process_list(parent_code_text=marker) == [child]
+
+
+def test_a_child_forked_from_a_cell_registers_as_a_script_not_as_the_notebook(
+    kernel: Kernel, client: VaultClient, name: str
+) -> None:
+    # Given a cell that forks a child which registers itself
+    child = unique_name("forked")
+    source = (
+        "import multiprocessing\n"
+        "def register(name):\n"
+        "    from tablevault import Vault\n"
+        "    Vault(process_name=name).close()\n"
+        "worker = multiprocessing.get_context('fork').Process(target=register, "
+        f"args=({child!r},))\n"
+        "worker.start(); worker.join(); print(worker.exitcode)"
+    )
+
+    # When the cell runs
+    assert kernel.ok(source).stdout == "0\n"
+
+    # Then the child is its own script run, child of that cell, with none of the notebook's cells
+    run = client.get_process(child)
+    assert run.kind == "script"
+    assert run.parent_name == name
+    assert all(item.kind == "script" for item in client.query_process_code(child))
