@@ -7,6 +7,7 @@ decision here, apart from the storage, is what makes SQLite and ArangoDB behave 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ..errors import InvalidInputError, ProcessStateError
@@ -67,3 +68,48 @@ def plan_request(
     if run.status != "paused":
         raise ProcessStateError(f"process {run.name!r} is not paused (it is {run.status})")
     return RequestPlan()
+
+
+@dataclass
+class RequestDecision:
+    """What a store does, inside its transaction, with a request to ``run``.
+
+    ``crash_first``: finalise the run as crashed (its process is gone) before anything else.
+    Then either ``refusal`` is returned out of the transaction and raised after it commits
+    (raising inside would undo the crash), or ``plan`` is carried out.
+    """
+
+    crash_first: bool = False
+    refusal: ProcessStateError | None = None
+    plan: RequestPlan | None = None
+
+
+def decide_request(
+    run: ProcessRecord,
+    open_requests: Callable[[], list[Request]],
+    action: str,
+    *,
+    alive: bool,
+    expected_run_id: str | None = None,
+) -> RequestDecision:
+    """Check the caller's run id and the run's liveness, then plan ``action``.
+
+    Errors that leave nothing to record are raised; a refusal that follows finding the
+    process dead is returned, so the store can commit the crash before raising it.
+    """
+    if expected_run_id is not None and run.run_id != expected_run_id:
+        raise ProcessStateError(
+            f"process {run.name!r} is now another run ({run.run_id}), "
+            f"not {expected_run_id}; refresh and try again"
+        )
+    crash_first = run.live and not alive
+    if crash_first:
+        run.status = "crashed"
+        run.ended_at = run.heartbeat_at or run.started_at
+    try:
+        plan = plan_request(run, open_requests(), action, alive=alive)
+    except ProcessStateError as refusal:
+        if crash_first:
+            return RequestDecision(crash_first=True, refusal=refusal)
+        raise
+    return RequestDecision(crash_first=crash_first, plan=plan)

@@ -29,7 +29,7 @@ from ..errors import (
 )
 from .base import Store
 from .records import CodeItem, Outcome, ProcessRecord, Request, now
-from .rules import plan_request
+from .rules import decide_request
 
 T = TypeVar("T")
 
@@ -508,24 +508,16 @@ class SQLiteStore(Store):
                 if row is None:
                     raise ProcessNotFoundError(target_name)
                 run = _run(row)
-            if run_id is not None and run.run_id != run_id:
-                raise ProcessStateError(
-                    f"process {target_name!r} is now another run ({run.run_id}), "
-                    f"not {run_id}; refresh and try again"
-                )
-            alive = self.run_is_alive(run)
-            crashed = run.live and not alive
-            if crashed:
+            decision = decide_request(
+                run, lambda: self._open_requests(conn, run.run_id), action,
+                alive=self.run_is_alive(run), expected_run_id=run_id,
+            )
+            if decision.crash_first:
                 self._finalise(conn, run.run_id, "crashed")
-                run.status, run.ended_at = "crashed", now()
-            try:
-                plan = plan_request(run, self._open_requests(conn, run.run_id), action,
-                                    alive=alive)
-            except ProcessStateError as refusal:
-                if crashed:
-                    # Returned, not raised: raising rolls the transaction back, undoing the crash.
-                    return refusal
-                raise
+            if decision.refusal is not None:
+                return decision.refusal
+            plan = decision.plan
+            assert plan is not None
             if plan.existing is not None:
                 return plan.existing
             at = now()
