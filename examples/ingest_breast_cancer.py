@@ -5,7 +5,7 @@ summarised and appended to the ``ingested_batches`` table; between batches the p
 paused, resumed or stopped from elsewhere (the JupyterLab sidebar, ``tablevault pause
 data_ingestion``, or examples/controller.py).
 
-    python examples/ingest_breast_cancer.py [--batch-size 25] [--delay 0.2]
+    python examples/ingest_breast_cancer.py [--batch-size 25] [--delay 1]
 """
 
 from __future__ import annotations
@@ -41,8 +41,9 @@ def summarise(batch: list[list[str]], first_row: int) -> dict[str, float | int]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch-size", type=int, default=25)
-    parser.add_argument("--delay", type=float, default=0.2,
-                        help="seconds per batch, standing in for a slow source")
+    parser.add_argument("--delay", type=float, default=1.0,
+                        help="seconds per batch, standing in for a slow source; the default "
+                        "leaves time to click Pause in the sidebar")
     args = parser.parse_args()
 
     vault = Vault(process_name="data_ingestion",

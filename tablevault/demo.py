@@ -142,13 +142,17 @@ class Story:
 
     def start_training(self) -> str:
         import nbformat
-        from jupyter_client.manager import start_new_kernel
+        from jupyter_client.manager import KernelManager
 
         notebook = nbformat.read(self.examples / "train_digits.ipynb", as_version=4)
         cells = [cell.source for cell in notebook.cells if cell.cell_type == "code"]
-        self.kernel, self.kernel_client = start_new_kernel(
-            kernel_name="python3", env=self.env, cwd=str(self.examples)
-        )
+        # Local sockets: the kernel is on this machine only, and TCP would make it warn.
+        sockets = Path(self.env["TABLEVAULT_HOME"]) / "kernel"
+        self.kernel = KernelManager(kernel_name="python3", transport="ipc", ip=str(sockets))
+        self.kernel.start_kernel(env=self.env, cwd=str(self.examples))
+        self.kernel_client = self.kernel.client()
+        self.kernel_client.start_channels()
+        self.kernel_client.wait_for_ready(timeout=self.timeout)
         for source in cells[:2]:
             self.run_cell(source)
         training = self.run_cell(cells[2], wait=False)
@@ -179,7 +183,8 @@ class Story:
         if len(self.records("ingested_batches")) != held:
             raise DemoFailure("ingestion kept writing batches while paused")
         last = self.records("ingested_batches")[-1]
-        self.timeline.add(INGESTION, f"paused after {held} batches; none for 1.5 s; last "
+        batches = "batch" if held == 1 else "batches"
+        self.timeline.add(INGESTION, f"paused after {held} {batches}; none for 1.5 s; last "
                                      f"batch: rows {last['first_row']}-"
                                      f"{last['first_row'] + last['rows'] - 1}, "
                                      f"malignant share {last['malignant_share']}")

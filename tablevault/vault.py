@@ -24,7 +24,14 @@ from typing import Any
 from .client import VaultClient, check_name, check_text, to_json
 from .config import TableVaultSettings
 from .control import Controller
-from .errors import InvalidInputError, NameTakenError, ScriptStopped, StopRequested, StoreError
+from .errors import (
+    EXIT_STOPPED,
+    InvalidInputError,
+    NameTakenError,
+    ScriptStopped,
+    StopRequested,
+    StoreError,
+)
 from .faults import FaultReporter
 from .identity import ProcessIdentity, current_user, detect_kind, host_name
 from .recording import ScriptRecorder
@@ -325,6 +332,10 @@ class Vault(VaultClient):
             controller.close()
         recorder, self._recorder = self._recorder, None
         if isinstance(recorder, ScriptRecorder):
+            if stopped_by is not None:
+                # A notebook shows who stopped the cell; a script says it on its way out.
+                log.warning("tablevault: stopped at a checkpoint at the request of %s "
+                            "(exit status %d)", stopped_by, EXIT_STOPPED)
             recorder.finish(stopped_by)
             recorder.uninstall()
             return
