@@ -167,11 +167,37 @@ class SQLiteStore(Store):
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
         self._connections_lock = threading.Lock()
+        self._file_identity: tuple[int, int] | None = None
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise StoreUnavailableError(f"cannot create {self.path.parent}: {exc}") from exc
-        self._write("create the schema", self._create_schema)
+        # Only a new or older file needs the write lock; opening a current one only reads, so
+        # `tablevault ps` works while another process holds a long write transaction.
+        with self._reading("read the schema version") as conn:
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if version != _SCHEMA_VERSION:
+            self._write("create the schema", self._create_schema)
+        self._file_identity = self._current_file()
+
+    def _current_file(self) -> tuple[int, int] | None:
+        try:
+            status = self.path.stat()
+        except FileNotFoundError:
+            return None
+        return status.st_dev, status.st_ino
+
+    def _check_same_file(self, what: str) -> None:
+        """Refuse to go on with a file that was deleted or replaced under this process.
+
+        SQLite keeps writing to a deleted file's open descriptor: without this check, every
+        write after an `rm` would succeed and be lost, unseen by any other process.
+        """
+        if self._file_identity is not None and self._current_file() != self._file_identity:
+            raise StoreUnavailableError(
+                f"cannot {what}: {self.path} was deleted or replaced while this process was "
+                "using it; restart the process to use the new file"
+            )
 
     # Connections and transactions -------------------------------------------------------------
 
@@ -194,6 +220,7 @@ class SQLiteStore(Store):
 
     def _write(self, what: str, body: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``body`` in one write transaction, retrying while the file stays locked."""
+        self._check_same_file(what)
         conn = self._connection()
         delay = 0.05
         for attempt in range(_WRITE_ATTEMPTS):
@@ -221,6 +248,7 @@ class SQLiteStore(Store):
 
     @contextmanager
     def _reading(self, what: str) -> Iterator[sqlite3.Connection]:
+        self._check_same_file(what)
         try:
             yield self._connection()
         except sqlite3.Error as exc:
