@@ -6,57 +6,13 @@ client that also registers the process it runs in.
 
 from __future__ import annotations
 
-import json
-import math
-import re
 from typing import Any
 
 from .config import TableVaultSettings
 from .errors import InvalidInputError, ProcessNotFoundError
 from .identity import current_user, host_name
 from .store import CodeItem, ProcessRecord, Request, Store, open_store
-
-_MAX_NAME_LENGTH = 512
-_CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
-
-
-def check_name(value: object, what: str = "process name") -> str:
-    """Return ``value`` if it is an acceptable name, else raise InvalidInputError."""
-    if not isinstance(value, str):
-        raise InvalidInputError(f"{what} must be a string, not {type(value).__name__}")
-    if not value.strip():
-        raise InvalidInputError(f"{what} must not be empty")
-    if len(value) > _MAX_NAME_LENGTH:
-        raise InvalidInputError(f"{what} is longer than {_MAX_NAME_LENGTH} characters")
-    if _CONTROL_CHARACTERS.search(value):
-        raise InvalidInputError(f"{what} {value!r} contains control characters")
-    return value
-
-
-def check_text(value: object, what: str) -> str | None:
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        raise InvalidInputError(f"{what} must be a string, not {type(value).__name__}")
-    return value
-
-
-def check_interval(value: object, what: str = "interval") -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise InvalidInputError(f"{what} must be a number of seconds, not {value!r}")
-    if not math.isfinite(value) or value < 0:
-        raise InvalidInputError(f"{what} must be zero or more seconds, not {value!r}")
-    return float(value)
-
-
-def to_json(table: str, record: object) -> str:
-    """Serialise a record strictly: what cannot be JSON is refused, not altered."""
-    try:
-        return json.dumps(record, allow_nan=False, ensure_ascii=False)
-    except (TypeError, ValueError) as exc:
-        raise InvalidInputError(
-            f"the record for table {table!r} is not JSON-serialisable: {exc}"
-        ) from exc
+from .validation import check_ids, check_interval, check_name, check_text
 
 
 class VaultClient:
@@ -150,12 +106,5 @@ class VaultClient:
     ) -> dict[str, int]:
         """Finalise operations older than ``interval`` seconds whose owner is dead or silent."""
         seconds = check_interval(interval)
-        if selected_timestamps is not None and (
-            isinstance(selected_timestamps, str | bytes)
-            or not all(isinstance(t, int) and not isinstance(t, bool)
-                       for t in selected_timestamps)
-        ):
-            raise InvalidInputError("selected_timestamps must be a list of integer ids")
-        return self.store.cleanup(
-            seconds, list(selected_timestamps) if selected_timestamps is not None else None
-        )
+        ids = check_ids(selected_timestamps) if selected_timestamps is not None else None
+        return self.store.cleanup(seconds, ids)

@@ -21,7 +21,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from .client import VaultClient, check_name, check_text, to_json
+from .client import VaultClient
 from .config import TableVaultSettings
 from .control import Controller
 from .errors import (
@@ -37,6 +37,7 @@ from .identity import ProcessIdentity, current_user, detect_kind, host_name
 from .recording import ScriptRecorder
 from .store import ProcessRecord, Store, open_store
 from .store.records import now
+from .validation import check_name, check_text, to_json
 
 log = logging.getLogger(__name__)
 

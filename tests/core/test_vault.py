@@ -78,6 +78,13 @@ def vault(client: VaultClient) -> Iterator[Vault]:
 
 
 TABLE = "measurements"
+def deeply_nested(depth: int = 100_000) -> list[Any]:
+    record: list[Any] = []
+    for _ in range(depth):
+        record = [record]
+    return record
+
+
 BAD_INPUT: list[tuple[str, Callable[[Vault, VaultClient], Any], type[TableVaultError], str]] = [
     ("empty process name", lambda v, c: c.stop_execution(""),
      InvalidInputError, "process name must not be empty"),
@@ -99,6 +106,24 @@ BAD_INPUT: list[tuple[str, Callable[[Vault, VaultClient], Any], type[TableVaultE
      InvalidInputError, "interval must be a number of seconds, not 'soon'"),
     ("non-integer selected ids", lambda v, c: c.vault_cleanup(selected_timestamps=["1"]),
      InvalidInputError, "selected_timestamps must be a list of integer ids"),
+    ("a single id for selected ids", lambda v, c: c.vault_cleanup(selected_timestamps=5),
+     InvalidInputError, "selected_timestamps must be a list of integer ids, not int"),
+    ("an iterator of selected ids", lambda v, c: c.vault_cleanup(selected_timestamps=iter([1])),
+     InvalidInputError, "selected_timestamps must be a list of integer ids, not list_iterator"),
+    ("an id too large to store", lambda v, c: c.vault_cleanup(selected_timestamps=[10**20]),
+     InvalidInputError, "100000000000000000000 is not one"),
+    ("an interval too large", lambda v, c: c.vault_cleanup(interval=10**400),
+     InvalidInputError, "interval is too large"),
+    ("a lone surrogate in a name", lambda v, c: c.get_process("bad\ud800"),
+     InvalidInputError, "process name is not valid text"),
+    ("a lone surrogate in a record", lambda v, c: v.append_record(TABLE, {"a": "\ud800"}),
+     InvalidInputError, f"the record for table {TABLE!r} is not valid text"),
+    ("a record nested too deeply", lambda v, c: v.append_record(TABLE, deeply_nested()),
+     InvalidInputError, "is nested too deeply to store"),
+    ("a record with a non-string key", lambda v, c: v.append_record(TABLE, {1: 2}),
+     InvalidInputError, "has a key 1 of type int; keys must be strings"),
+    ("a NUL in a search text", lambda v, c: c.query_process_list(code_text="zz\x00"),
+     InvalidInputError, "code_text contains a NUL character"),
     ("unknown process to stop", lambda v, c: c.stop_execution("nobody-here"),
      ProcessNotFoundError, "no process named 'nobody-here' is registered"),
     ("unknown process to look up", lambda v, c: c.get_process("nobody-here"),
