@@ -28,6 +28,7 @@ from .errors import (
     EXIT_STOPPED,
     InvalidInputError,
     NameTakenError,
+    ProcessStateError,
     ScriptStopped,
     StopRequested,
     StoreError,
@@ -171,6 +172,7 @@ class Vault(VaultClient):
         self._pid = os.getpid()
         self._controller: Controller | None = None
         self._recorder: Any = None
+        self._closed = False
         self.run: ProcessRecord | None = None
         try:
             super().__init__(store if store is not None else open_store(settings),
@@ -194,6 +196,9 @@ class Vault(VaultClient):
     def _register(self, explicit_name: str | None, parent_name: str,
                   parent_index: int | None) -> None:
         identity = ProcessIdentity.current()
+        # What this process inherited, put back when it closes, so that a later registration in
+        # the same process does not take the closed one for its parent.
+        self._inherited_parent_env = os.environ.get(PARENT_ENV)
         parent = self._resolve_parent(parent_name, parent_index)
         run = ProcessRecord(
             run_id=uuid.uuid4().hex, name=explicit_name or self._default_name(),
@@ -304,6 +309,10 @@ class Vault(VaultClient):
         data = to_json(table, record)
         if self.run is None:
             raise StoreError("this process is not registered (the store was unavailable)")
+        if self._closed:
+            raise ProcessStateError(
+                f"this vault ({self.run.name!r}) is closed; create a new Vault() to append"
+            )
         return self.store.append_record(self.run.run_id, table, data)
 
     # The end ---------------------------------------------------------------------------------
@@ -312,9 +321,25 @@ class Vault(VaultClient):
         """End this registration now (it also ends by itself when the process exits)."""
         with _ActiveVault.lock:
             self._end(status)
+            self._closed = True
             atexit.unregister(self._at_exit)
             if _ActiveVault.vault is self:
                 _ActiveVault.vault = None
+            pointed_at = (_parent_from_environment() or {}).get("run_id")
+            if self.run is not None and pointed_at == self.run.run_id:
+                self._restore_parent_env()
+
+    @property
+    def closed(self) -> bool:
+        """Whether close() ended this registration (a new Vault() starts another)."""
+        return self._closed
+
+    def _restore_parent_env(self) -> None:
+        inherited = getattr(self, "_inherited_parent_env", None)
+        if inherited is None:
+            os.environ.pop(PARENT_ENV, None)
+        else:
+            os.environ[PARENT_ENV] = inherited
 
     def __enter__(self) -> Vault:
         return self

@@ -35,7 +35,9 @@ def load(ipython: Any) -> None:
                     exc)
         log.debug("tablevault: registration failed", exc_info=True)
     else:
-        if "vault" not in ipython.user_ns:
+        # A `vault` left by an earlier %unload_ext is closed: replace it, not a user's own.
+        current = ipython.user_ns.get("vault")
+        if current is None or (isinstance(current, Vault) and current.closed):
             ipython.push({"vault": vault})
     ipython.register_magics(TableVaultMagics)
 

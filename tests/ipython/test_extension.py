@@ -63,6 +63,24 @@ def test_loading_again_starts_a_new_run(start_kernel: KernelFactory, client: Vau
     items = finished_cells(client, second.run_id, 2)
     assert [item.source for item in items] == ["%load_ext tablevault", "c = 3"]
     assert kernel.ok("%tv_checkpoint").status == "ok"
+    # And the new run is not the child of the closed one, and `vault` is the new vault
+    assert second.parent_run_id is None
+    assert kernel.ok("print(vault.run.run_id)").stdout.strip() == second.run_id
+
+
+def test_a_closed_vault_refuses_to_append(start_kernel: KernelFactory) -> None:
+    # Given a kernel that kept a vault it then closed
+    kernel = start_kernel()
+    kernel.ok("%load_ext tablevault\nold = vault")
+    kernel.ok("%unload_ext tablevault")
+
+    # When it appends through the closed vault
+    reply = kernel.run("old.append_record('t', {'a': 1})")
+
+    # Then it is told to make a new one, rather than writing into the ended run
+    assert reply.status == "error"
+    assert reply.ename == "ProcessStateError"
+    assert "is closed; create a new Vault()" in reply.evalue
 
 
 def test_a_notebook_run_by_nbclient_is_recorded_cell_by_cell(
