@@ -22,6 +22,7 @@ import sys
 import threading
 import time
 import traceback
+from collections.abc import Callable
 from types import TracebackType
 from typing import Any
 
@@ -60,10 +61,16 @@ def _formatted(exc_type: type[BaseException], exc: BaseException,
 class ScriptRecorder:
     """Records one script run, from the Vault's creation to the interpreter's exit."""
 
-    def __init__(self, store: Store, run_id: str, faults: FaultReporter) -> None:
+    def __init__(
+        self, store: Store, run_id: str, faults: FaultReporter,
+        progress: Callable[[], tuple[int, float | None] | None] = lambda: None,
+    ) -> None:
         self.store = store
         self.run_id = run_id
         self.faults = faults
+        # The checkpoint count and time, which reach the store with heartbeats, so lag; the
+        # end writes them, whichever way the end comes (a SIGTERM skips the Vault's own exit).
+        self.progress = progress
         self.item_id: int | None = None
         self.started = time.monotonic()
         self.pid = os.getpid()
@@ -181,6 +188,9 @@ class ScriptRecorder:
         outcome.duration = time.monotonic() - self.started
         outcome.exit_code = exit_status
         with self.faults.guard("record how the script ended"):
+            progress = self.progress()
+            if progress is not None:
+                self.store.heartbeat(self.run_id, *progress)
             if self.item_id is not None:
                 self.store.finish_code_item(self.item_id, outcome)
             self.store.end_run(

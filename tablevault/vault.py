@@ -263,8 +263,16 @@ class Vault(VaultClient):
 
             self._recorder = start_cell_recording(self)
         else:
-            self._recorder = ScriptRecorder(self.store, self.run.run_id, self.faults)
+            self._recorder = ScriptRecorder(
+                self.store, self.run.run_id, self.faults, progress=self._checkpoint_progress
+            )
             self._recorder.start()
+
+    def _checkpoint_progress(self) -> tuple[int, float | None] | None:
+        controller = self._controller
+        if controller is None:
+            return None
+        return controller.checkpoint_count, controller.last_checkpoint_at
 
     @property
     def current_index(self) -> int | None:

@@ -16,6 +16,7 @@ from .conftest import (
     Worker,
     run_of,
     script_item,
+    wait_for,
 )
 
 Spawn = Callable[..., Worker]
@@ -147,9 +148,10 @@ def test_cleanup_refuses_a_negative_interval(client: VaultClient, spawn: Spawn) 
 def test_sigterm_is_recorded_and_the_worker_dies_of_it(
     client: VaultClient, spawn: Spawn
 ) -> None:
-    # Given a worker appending records in a loop
+    # Given a worker that has checkpointed a few times
     worker = spawn(LOOP_WORKER)
     worker.wait_marker("ready")
+    wait_for(lambda: len(client.query_record_list(worker.name)) >= 5, "a few turns")
 
     # When it gets SIGTERM
     worker.signal(signal.SIGTERM)
@@ -160,6 +162,8 @@ def test_sigterm_is_recorded_and_the_worker_dies_of_it(
     assert (run.status, run.exit_status) == ("terminated", 128 + signal.SIGTERM)
     item = script_item(client, run)
     assert (item.status, item.error_type) == ("interrupted", "SIGTERM")
+    # And its checkpoints were counted up to the end, not up to the last heartbeat
+    assert run.checkpoint_count >= len(client.query_record_list(worker.name))
 
 
 def test_a_second_live_worker_cannot_take_the_name(client: VaultClient, spawn: Spawn) -> None:
