@@ -30,123 +30,26 @@ from ..errors import (
 from .base import Store
 from .records import CodeItem, Outcome, ProcessRecord, Request, now
 from .rules import decide_request
+from .sqlite_schema import (
+    CODE_COLUMNS,
+    REQUEST_COLUMNS,
+    RUN_COLUMNS,
+    SCHEMA,
+    SCHEMA_VERSION,
+    code_item_from_row,
+    request_from_row,
+    run_from_row,
+)
 
 T = TypeVar("T")
 
-_SCHEMA_VERSION = 1
 # A write waits at most about 2 s x 3 attempts for a lock: long enough for dozens of busy
 # writers, short enough that a store held by someone else is reported, not waited out.
 _BUSY_TIMEOUT_MS = 2_000
 _WRITE_ATTEMPTS = 3
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS runs (
-    run_id TEXT PRIMARY KEY,
-    name TEXT NOT NULL,
-    user_id TEXT NOT NULL,
-    kind TEXT NOT NULL,
-    host TEXT NOT NULL,
-    pid INTEGER NOT NULL,
-    create_time REAL NOT NULL,
-    started_at REAL NOT NULL,
-    status TEXT NOT NULL,
-    description TEXT NOT NULL DEFAULT '',
-    parent_name TEXT,
-    parent_index INTEGER,
-    parent_run_id TEXT,
-    ended_at REAL,
-    heartbeat_at REAL,
-    last_checkpoint_at REAL,
-    checkpoint_count INTEGER NOT NULL DEFAULT 0,
-    exit_status INTEGER,
-    stopped_by TEXT
-);
-CREATE UNIQUE INDEX IF NOT EXISTS runs_live_name ON runs (name) WHERE ended_at IS NULL;
-CREATE INDEX IF NOT EXISTS runs_by_name ON runs (name, started_at);
-CREATE INDEX IF NOT EXISTS runs_by_parent ON runs (parent_run_id);
-
-CREATE TABLE IF NOT EXISTS code_items (
-    id INTEGER PRIMARY KEY,
-    run_id TEXT NOT NULL,
-    idx INTEGER NOT NULL,
-    kind TEXT NOT NULL,
-    source TEXT NOT NULL,
-    started_at REAL NOT NULL,
-    status TEXT NOT NULL,
-    execution_count INTEGER,
-    cell_id TEXT,
-    duration REAL,
-    error_type TEXT,
-    error_message TEXT,
-    traceback TEXT,
-    exit_code INTEGER,
-    UNIQUE (run_id, idx)
-);
-CREATE INDEX IF NOT EXISTS code_items_running ON code_items (status) WHERE status = 'running';
-
-CREATE TABLE IF NOT EXISTS thread_errors (
-    id INTEGER PRIMARY KEY,
-    code_item_id INTEGER NOT NULL,
-    thread_name TEXT NOT NULL,
-    error_type TEXT NOT NULL,
-    error_message TEXT NOT NULL,
-    traceback TEXT NOT NULL,
-    at REAL NOT NULL
-);
-CREATE INDEX IF NOT EXISTS thread_errors_by_item ON thread_errors (code_item_id);
-
-CREATE TABLE IF NOT EXISTS requests (
-    id INTEGER PRIMARY KEY,
-    run_id TEXT NOT NULL,
-    target_name TEXT NOT NULL,
-    action TEXT NOT NULL,
-    requester TEXT NOT NULL,
-    state TEXT NOT NULL,
-    created_at REAL NOT NULL,
-    updated_at REAL NOT NULL
-);
-CREATE INDEX IF NOT EXISTS requests_by_run ON requests (run_id, state);
-
-CREATE TABLE IF NOT EXISTS records (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    tbl TEXT NOT NULL,
-    run_id TEXT NOT NULL,
-    process_name TEXT NOT NULL,
-    data TEXT NOT NULL,
-    created_at REAL NOT NULL
-);
-CREATE INDEX IF NOT EXISTS records_by_table ON records (tbl, id);
-
-CREATE VIRTUAL TABLE IF NOT EXISTS code_text USING fts5 (body, tokenize = 'trigram');
-CREATE VIRTUAL TABLE IF NOT EXISTS description_text USING fts5 (body, tokenize = 'trigram');
-"""
-
-_RUN_COLUMNS = (
-    "run_id, name, user_id, kind, host, pid, create_time, started_at, status, description, "
-    "parent_name, parent_index, parent_run_id, ended_at, heartbeat_at, last_checkpoint_at, "
-    "checkpoint_count, exit_status, stopped_by"
-)
-_CODE_COLUMNS = (
-    "id, run_id, idx, kind, source, started_at, status, execution_count, cell_id, duration, "
-    "error_type, error_message, traceback, exit_code"
-)
-_REQUEST_COLUMNS = "id, run_id, target_name, action, requester, created_at, updated_at, state"
 # FTS5's trigram tokenizer cannot match fewer than three characters; LIKE does it instead.
 _TRIGRAM = 3
-
-
-def _run(row: sqlite3.Row) -> ProcessRecord:
-    return ProcessRecord(**dict(row))
-
-
-def _code_item(row: sqlite3.Row) -> CodeItem:
-    fields = dict(row)
-    fields["index"] = fields.pop("idx")
-    return CodeItem(**fields)
-
-
-def _request(row: sqlite3.Row) -> Request:
-    return Request(**dict(row))
 
 
 def _phrase(text: str) -> str:
@@ -176,7 +79,7 @@ class SQLiteStore(Store):
         # `tablevault ps` works while another process holds a long write transaction.
         with self._reading("read the schema version") as conn:
             version = conn.execute("PRAGMA user_version").fetchone()[0]
-        if version != _SCHEMA_VERSION:
+        if version != SCHEMA_VERSION:
             self._write("create the schema", self._create_schema)
         self._file_identity = self._current_file()
 
@@ -256,15 +159,15 @@ class SQLiteStore(Store):
 
     def _create_schema(self, conn: sqlite3.Connection) -> None:
         version = conn.execute("PRAGMA user_version").fetchone()[0]
-        if version > _SCHEMA_VERSION:
+        if version > SCHEMA_VERSION:
             raise StoreError(
                 f"{self.path} was written by a newer tablevault (schema {version}); upgrade"
             )
         # executescript() would commit the open transaction first; run statements one by one.
-        for statement in _SCHEMA.split(";"):
+        for statement in SCHEMA.split(";"):
             if statement.strip():
                 conn.execute(statement)
-        conn.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     def _enable_wal(self) -> None:
         conn = self._connection()
@@ -288,9 +191,9 @@ class SQLiteStore(Store):
 
     def _live_run(self, conn: sqlite3.Connection, name: str) -> ProcessRecord | None:
         row = conn.execute(
-            f"SELECT {_RUN_COLUMNS} FROM runs WHERE name = ? AND ended_at IS NULL", (name,)
+            f"SELECT {RUN_COLUMNS} FROM runs WHERE name = ? AND ended_at IS NULL", (name,)
         ).fetchone()
-        return _run(row) if row else None
+        return run_from_row(row) if row else None
 
     def _finalise(self, conn: sqlite3.Connection, run_id: str, status: str, **extra: Any
                   ) -> tuple[int, int]:
@@ -325,9 +228,9 @@ class SQLiteStore(Store):
             self._claim_name(conn, run.name, run.run_id)
             fields = run.to_dict()
             conn.execute(
-                f"INSERT INTO runs ({_RUN_COLUMNS}) VALUES "
+                f"INSERT INTO runs ({RUN_COLUMNS}) VALUES "
                 f"({', '.join('?' * len(fields))})",
-                [fields[column.strip()] for column in _RUN_COLUMNS.split(",")],
+                [fields[column.strip()] for column in RUN_COLUMNS.split(",")],
             )
             self._index_description(conn, run.run_id, run.description)
             return run
@@ -358,11 +261,11 @@ class SQLiteStore(Store):
             if description is not None:
                 self._index_description(conn, run_id, description)
             row = conn.execute(
-                f"SELECT {_RUN_COLUMNS} FROM runs WHERE run_id = ?", (run_id,)
+                f"SELECT {RUN_COLUMNS} FROM runs WHERE run_id = ?", (run_id,)
             ).fetchone()
             if row is None:
                 raise ProcessNotFoundError(run_id)
-            return _run(row)
+            return run_from_row(row)
 
         return self._write(f"rename a process to {name!r}", body)
 
@@ -402,23 +305,23 @@ class SQLiteStore(Store):
         with self._reading("look up a process") as conn:
             if run_id is not None:
                 row = conn.execute(
-                    f"SELECT {_RUN_COLUMNS} FROM runs WHERE run_id = ?", (run_id,)
+                    f"SELECT {RUN_COLUMNS} FROM runs WHERE run_id = ?", (run_id,)
                 ).fetchone()
             else:
                 row = conn.execute(
-                    f"SELECT {_RUN_COLUMNS} FROM runs WHERE name = ? "
+                    f"SELECT {RUN_COLUMNS} FROM runs WHERE name = ? "
                     "ORDER BY ended_at IS NULL DESC, started_at DESC LIMIT 1",
                     (name,),
                 ).fetchone()
-        return _run(row) if row else None
+        return run_from_row(row) if row else None
 
     def list_runs(self, *, live_only: bool = True) -> list[ProcessRecord]:
         where = "WHERE ended_at IS NULL" if live_only else ""
         with self._reading("list processes") as conn:
             rows = conn.execute(
-                f"SELECT {_RUN_COLUMNS} FROM runs {where} ORDER BY started_at DESC"
+                f"SELECT {RUN_COLUMNS} FROM runs {where} ORDER BY started_at DESC"
             ).fetchall()
-        return [_run(row) for row in rows]
+        return [run_from_row(row) for row in rows]
 
     # Code ------------------------------------------------------------------------------------
 
@@ -489,11 +392,11 @@ class SQLiteStore(Store):
     def code_items(self, run_id: str, *, limit: int | None = None) -> list[CodeItem]:
         with self._reading("read recorded code") as conn:
             rows = conn.execute(
-                f"SELECT {_CODE_COLUMNS} FROM code_items WHERE run_id = ? ORDER BY idx DESC "
+                f"SELECT {CODE_COLUMNS} FROM code_items WHERE run_id = ? ORDER BY idx DESC "
                 "LIMIT ?",
                 (run_id, -1 if limit is None else limit),
             ).fetchall()
-            items = [_code_item(row) for row in rows]
+            items = [code_item_from_row(row) for row in rows]
             by_id = {item.id: item for item in items}
             if by_id:
                 marks = ", ".join("?" * len(by_id))
@@ -516,11 +419,11 @@ class SQLiteStore(Store):
 
     def _open_requests(self, conn: sqlite3.Connection, run_id: str) -> list[Request]:
         rows = conn.execute(
-            f"SELECT {_REQUEST_COLUMNS} FROM requests WHERE run_id = ? "
+            f"SELECT {REQUEST_COLUMNS} FROM requests WHERE run_id = ? "
             "AND state IN ('pending', 'acknowledged') ORDER BY id",
             (run_id,),
         ).fetchall()
-        return [_request(row) for row in rows]
+        return [request_from_row(row) for row in rows]
 
     def create_request(
         self, target_name: str, action: str, requester: str, *, run_id: str | None = None
@@ -529,13 +432,13 @@ class SQLiteStore(Store):
             run = self._live_run(conn, target_name)
             if run is None:
                 row = conn.execute(
-                    f"SELECT {_RUN_COLUMNS} FROM runs WHERE name = ? "
+                    f"SELECT {RUN_COLUMNS} FROM runs WHERE name = ? "
                     "ORDER BY started_at DESC LIMIT 1",
                     (target_name,),
                 ).fetchone()
                 if row is None:
                     raise ProcessNotFoundError(target_name)
-                run = _run(row)
+                run = run_from_row(row)
             decision = decide_request(
                 run, lambda: self._open_requests(conn, run.run_id), action,
                 alive=self.run_is_alive(run), expected_run_id=run_id,
@@ -560,7 +463,7 @@ class SQLiteStore(Store):
                 state=plan.new_state,
             )
             conn.execute(
-                f"INSERT INTO requests ({_REQUEST_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                f"INSERT INTO requests ({REQUEST_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (request.id, request.run_id, request.target_name, request.action,
                  request.requester, request.created_at, request.updated_at, request.state),
             )
@@ -611,11 +514,11 @@ class SQLiteStore(Store):
     def recent_requests(self, run_id: str, *, limit: int = 20) -> list[Request]:
         with self._reading("read requests") as conn:
             rows = conn.execute(
-                f"SELECT {_REQUEST_COLUMNS} FROM requests WHERE run_id = ? "
+                f"SELECT {REQUEST_COLUMNS} FROM requests WHERE run_id = ? "
                 "ORDER BY id DESC LIMIT ?",
                 (run_id, limit),
             ).fetchall()
-        return [_request(row) for row in rows]
+        return [request_from_row(row) for row in rows]
 
     # Records ---------------------------------------------------------------------------------
 
@@ -697,30 +600,33 @@ class SQLiteStore(Store):
     def current_operations(self) -> dict[str, list[dict[str, Any]]]:
         with self._reading("read current operations") as conn:
             runs = conn.execute(
-                f"SELECT {_RUN_COLUMNS} FROM runs WHERE ended_at IS NULL "
+                f"SELECT {RUN_COLUMNS} FROM runs WHERE ended_at IS NULL "
                 "ORDER BY started_at DESC"
             ).fetchall()
             items = conn.execute(
-                f"SELECT {_CODE_COLUMNS} FROM code_items WHERE status = 'running' ORDER BY id"
+                f"SELECT {CODE_COLUMNS} FROM code_items WHERE status = 'running' ORDER BY id"
             ).fetchall()
             requests = conn.execute(
-                f"SELECT {_REQUEST_COLUMNS} FROM requests "
+                f"SELECT {REQUEST_COLUMNS} FROM requests "
                 "WHERE state IN ('pending', 'acknowledged') ORDER BY id"
             ).fetchall()
         running = {}
         for row in items:
-            item = _code_item(row)
+            item = code_item_from_row(row)
             running[item.run_id] = item
         processes = []
         for row in runs:
-            run = _run(row)
+            run = run_from_row(row)
             item = running.get(run.run_id)
             processes.append({
                 "name": run.name, "run_id": run.run_id, "status": run.status, "pid": run.pid,
                 "host": run.host, "id": item.id if item else None,
                 "current_item": item.to_dict() if item else None,
             })
-        return {"processes": processes, "requests": [_request(r).to_dict() for r in requests]}
+        return {
+            "processes": processes,
+            "requests": [request_from_row(row).to_dict() for row in requests],
+        }
 
     def cleanup(self, interval: float, selected_ids: list[int] | None = None
                 ) -> dict[str, int]:
@@ -733,8 +639,8 @@ class SQLiteStore(Store):
                 params += selected_ids
             counts = {"crashed_runs": 0, "lost_items": 0, "expired_requests": 0}
 
-            live = [_run(row) for row in conn.execute(
-                f"SELECT {_RUN_COLUMNS} FROM runs WHERE ended_at IS NULL"
+            live = [run_from_row(row) for row in conn.execute(
+                f"SELECT {RUN_COLUMNS} FROM runs WHERE ended_at IS NULL"
             ).fetchall()]
             silent = [
                 run for run in self.dead_runs(live)
