@@ -31,7 +31,7 @@ import math
 import os
 import sys
 import time
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable
 from typing import Any, NoReturn
 
 from traitlets import TraitError
@@ -39,6 +39,18 @@ from traitlets import TraitError
 from .client import VaultClient
 from .config import TableVaultSettings
 from .errors import InvalidInputError, TableVaultError
+from .formatting import (
+    ago,
+    cell,
+    clock,
+    duration,
+    one_line,
+    open_requests,
+    plural,
+    process_table,
+    status_text,
+    text_table,
+)
 from .identity import current_user, host_name
 from .store import CodeItem, ProcessRecord, Request
 
@@ -48,8 +60,6 @@ EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 
 _DEFAULT_LIMIT = 10
-_SOURCE_WIDTH = 60
-_NOTHING = "-"
 
 
 class _Parser(argparse.ArgumentParser):
@@ -59,91 +69,9 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: {message} (see '{self.prog} --help')\n")
 
 
-# Formatting ----------------------------------------------------------------------------------
-
-
-def _ago(timestamp: float | None, at: float) -> str:
-    """``3m ago``: how long before ``at`` the timestamp was, in its largest whole unit."""
-    if timestamp is None:
-        return _NOTHING
-    seconds = at - timestamp
-    if seconds < 1:
-        return "just now"
-    for unit, size in (("d", 86_400), ("h", 3_600), ("m", 60)):
-        if seconds >= size:
-            return f"{int(seconds // size)}{unit} ago"
-    return f"{int(seconds)}s ago"
-
-
-def _clock(timestamp: float | None) -> str:
-    if timestamp is None:
-        return _NOTHING
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(timestamp))
-
-
-def _duration(seconds: float | None) -> str:
-    if seconds is None:
-        return _NOTHING
-    if seconds < 60:
-        return f"{seconds:.2f}s"
-    minutes, seconds = divmod(int(seconds), 60)
-    if minutes < 60:
-        return f"{minutes}m {seconds}s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h {minutes}m"
-
-
-def _one_line(text: str, width: int = _SOURCE_WIDTH) -> str:
-    """The first non-blank line of ``text``, made printable and cut to ``width``."""
-    line = next((line.strip() for line in text.splitlines() if line.strip()), "")
-    line = "".join(char if char.isprintable() else " " for char in line)
-    return line if len(line) <= width else line[: width - 3] + "..."
-
-
-def _cell(value: Any) -> str:
-    """A record value as a table cell: strings as they are, anything else as compact JSON."""
-    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
-    return _one_line(text, width=_SOURCE_WIDTH)
-
-
-def _table(headers: Sequence[str], rows: Sequence[Sequence[str]],
-           right: Collection[int] = ()) -> list[str]:
-    """Aligned lines, header first; the columns numbered in ``right`` are right-aligned."""
-    widths = [len(header) for header in headers]
-    for row in rows:
-        widths = [max(width, len(cell)) for width, cell in zip(widths, row, strict=True)]
-
-    def line(cells: Sequence[str]) -> str:
-        padded = [
-            cell.rjust(width) if column in right else cell.ljust(width)
-            for column, (cell, width) in enumerate(zip(cells, widths, strict=True))
-        ]
-        return "  ".join(padded).rstrip()
-
-    return [line(headers), *(line(row) for row in rows)]
-
-
 def _print_json(value: Any) -> None:
     print(json.dumps(value, indent=2, ensure_ascii=False))
 
-
-def _plural(count: int, noun: str) -> str:
-    return f"{count} {noun}{'' if count == 1 else 's'}"
-
-
-# What a run looks like -----------------------------------------------------------------------
-
-
-def _status(run: ProcessRecord, alive: bool, open_requests: list[Request]) -> str:
-    """``running (pause requested)``: the stored status and what is about to change it."""
-    if run.live and not alive:
-        return f"{run.status} (process gone)"
-    wanted = ", ".join(f"{request.action} requested" for request in open_requests)
-    return f"{run.status} ({wanted})" if wanted else run.status
-
-
-def _open_requests(client: VaultClient, run: ProcessRecord) -> list[Request]:
-    return client.store.open_requests(run.run_id) if run.live else []
 
 
 # Commands ------------------------------------------------------------------------------------
@@ -151,7 +79,7 @@ def _open_requests(client: VaultClient, run: ProcessRecord) -> list[Request]:
 
 def _ps(client: VaultClient, args: argparse.Namespace) -> int:
     runs = client.list_processes(live_only=not args.all)
-    seen = [(run, client.is_alive(run), _open_requests(client, run)) for run in runs]
+    seen = [(run, client.is_alive(run), open_requests(client, run)) for run in runs]
 
     if args.json:
         _print_json([
@@ -164,24 +92,14 @@ def _ps(client: VaultClient, args: argparse.Namespace) -> int:
         print("no processes registered" if args.all
               else "no processes running (--all shows those that ended)")
         return EXIT_OK
-    at = time.time()
-    headers = ("NAME", "KIND", "STATUS", "USER", "HOST", "PID", "STARTED", "LAST CHECKPOINT",
-               "CHECKPOINTS")
-    rows = [
-        (run.name, run.kind, _status(run, alive, opened), run.user_id, run.host, str(run.pid),
-         _ago(run.started_at, at), _ago(run.last_checkpoint_at, at),
-         str(run.checkpoint_count))
-        for run, alive, opened in seen
-    ]
-    numbers = {headers.index("PID"), headers.index("CHECKPOINTS")}
-    print("\n".join(_table(headers, rows, right=numbers)))
+    print(process_table(client, runs))
     return EXIT_OK
 
 
 def _show(client: VaultClient, args: argparse.Namespace) -> int:
     run = client.get_process(args.name)
     alive = client.is_alive(run)
-    opened = _open_requests(client, run)
+    opened = open_requests(client, run)
     items = list(reversed(client.store.code_items(run.run_id, limit=args.limit)))
     item_count = client.store.code_item_count(run.run_id)
     requests = list(reversed(client.store.recent_requests(run.run_id, limit=args.limit)))
@@ -194,7 +112,7 @@ def _show(client: VaultClient, args: argparse.Namespace) -> int:
         })
         return EXIT_OK
     at = time.time()
-    print("\n".join(_describe_run(run, _status(run, alive, opened), at)))
+    print("\n".join(_describe_run(run, status_text(run, alive, opened), at)))
     print()
     print("\n".join(_describe_code(items, item_count, at)))
     print()
@@ -206,17 +124,17 @@ def _describe_run(run: ProcessRecord, status: str, at: float) -> list[str]:
     fields = [
         ("name", run.name), ("kind", run.kind), ("status", status), ("user", run.user_id),
         ("host", run.host), ("pid", str(run.pid)),
-        ("started", f"{_ago(run.started_at, at)} ({_clock(run.started_at)})"),
-        ("last checkpoint", _ago(run.last_checkpoint_at, at)),
+        ("started", f"{ago(run.started_at, at)} ({clock(run.started_at)})"),
+        ("last checkpoint", ago(run.last_checkpoint_at, at)),
         ("checkpoints", str(run.checkpoint_count)),
     ]
     if run.description:
-        fields.append(("description", _one_line(run.description, width=200)))
+        fields.append(("description", one_line(run.description, width=200)))
     if run.parent_name:
         index = "" if run.parent_index is None else f", code item {run.parent_index}"
         fields.append(("parent", f"{run.parent_name}{index}"))
     if run.ended_at is not None:
-        ended = [f"{_ago(run.ended_at, at)} ({_clock(run.ended_at)})"]
+        ended = [f"{ago(run.ended_at, at)} ({clock(run.ended_at)})"]
         if run.exit_status is not None:
             ended.append(f"exit status {run.exit_status}")
         if run.stopped_by:
@@ -231,20 +149,20 @@ def _describe_code(items: list[CodeItem], item_count: int, at: float) -> list[st
     if not items:
         return ["code: none recorded"]
     title = (f"code: the last {len(items)} of {item_count} items" if len(items) < item_count
-             else f"code: {_plural(item_count, 'item')}")
+             else f"code: {plural(item_count, 'item')}")
     rows = [
-        (str(item.index), item.kind, item.status, _ago(item.started_at, at),
-         _duration(item.duration), _one_line(item.source))
+        (str(item.index), item.kind, item.status, ago(item.started_at, at),
+         duration(item.duration), one_line(item.source))
         for item in items
     ]
-    lines = _table(("#", "KIND", "STATUS", "STARTED", "DURATION", "SOURCE"), rows, right={0})
+    lines = text_table(("#", "KIND", "STATUS", "STARTED", "DURATION", "SOURCE"), rows, right={0})
     out = [title, "  " + lines[0]]
     for item, line in zip(items, lines[1:], strict=True):
         out.append("  " + line)
         if item.error_type:
-            out.append(f"      {item.error_type}: {_one_line(item.error_message or '', 200)}")
+            out.append(f"      {item.error_type}: {one_line(item.error_message or '', 200)}")
         for error in item.thread_errors:
-            message = _one_line(str(error.get("error_message") or ""), 200)
+            message = one_line(str(error.get("error_message") or ""), 200)
             out.append(f"      in thread {error.get('thread_name')}: "
                        f"{error.get('error_type')}: {message}")
     return out
@@ -255,10 +173,10 @@ def _describe_requests(requests: list[Request], limit: int, at: float) -> list[s
         return ["requests: none"]
     rows = [
         (str(request.id), request.action, request.state, request.requester,
-         _ago(request.created_at, at))
+         ago(request.created_at, at))
         for request in requests
     ]
-    lines = _table(("ID", "ACTION", "STATE", "REQUESTER", "MADE"), rows)
+    lines = text_table(("ID", "ACTION", "STATE", "REQUESTER", "MADE"), rows)
     count = f"the last {limit}" if len(requests) == limit else str(len(requests))
     return [f"requests: {count}", *("  " + line for line in lines)]
 
@@ -292,12 +210,12 @@ def _cleanup(client: VaultClient, args: argparse.Namespace) -> int:
     if not any(counts.values()):
         print("nothing to clean up")
         return EXIT_OK
-    print(f"cleaned up: {_plural(counts.get('crashed_runs', 0), 'crashed run')}, "
-          f"{_plural(counts.get('lost_items', 0), 'lost code item')}, "
-          f"{_plural(counts.get('expired_requests', 0), 'expired request')}")
+    print(f"cleaned up: {plural(counts.get('crashed_runs', 0), 'crashed run')}, "
+          f"{plural(counts.get('lost_items', 0), 'lost code item')}, "
+          f"{plural(counts.get('expired_requests', 0), 'expired request')}")
     for run in crashed:
         print(f"crashed: {run.name} (pid {run.pid} on {run.host}, started "
-              f"{_clock(run.started_at)})")
+              f"{clock(run.started_at)})")
     return EXIT_OK
 
 
@@ -331,9 +249,9 @@ def _records(client: VaultClient, args: argparse.Namespace) -> int:
         print("\n".join(json.dumps(record, ensure_ascii=False) for record in records))
         return EXIT_OK
     columns = list(dict.fromkeys(key for record in records for key in record))
-    rows = [[_cell(record[key]) if key in record else "" for key in columns]
+    rows = [[cell(record[key]) if key in record else "" for key in columns]
             for record in records]
-    print("\n".join(_table([column.upper() for column in columns], rows)))
+    print("\n".join(text_table([column.upper() for column in columns], rows)))
     return EXIT_OK
 
 

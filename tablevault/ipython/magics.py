@@ -8,9 +8,7 @@ as one line with no traceback.
 from __future__ import annotations
 
 import shlex
-import time
 from collections.abc import Callable
-from datetime import datetime
 from typing import Any, TypeVar
 
 from IPython.core.error import UsageError
@@ -19,44 +17,10 @@ from IPython.core.magic_arguments import argument, magic_arguments
 
 from ..client import VaultClient
 from ..errors import TableVaultError
-from ..store import ProcessRecord
+from ..formatting import process_table
 from ..vault import Vault, active_vault
 
 T = TypeVar("T")
-
-_COLUMNS = ("NAME", "STATUS", "KIND", "USER", "PID", "HOST", "STARTED", "CHECKPOINTS")
-
-
-def _ago(moment: float | None, now: float) -> str:
-    if moment is None:
-        return "never"
-    seconds = max(0, int(now - moment))
-    if seconds < 120:
-        return f"{seconds}s ago"
-    if seconds < 7200:
-        return f"{seconds // 60}m ago"
-    return f"{seconds // 3600}h ago"
-
-
-def process_table(runs: list[ProcessRecord], *, alive: Callable[[ProcessRecord], bool],
-                  this_run_id: str | None = None) -> str:
-    """``runs`` as a fixed-width text table; this kernel's row is marked with ``*``."""
-    now = time.time()
-    rows = []
-    for run in runs:
-        status = run.status if not run.live or alive(run) else f"{run.status} (gone)"
-        marker = "* " if run.run_id == this_run_id else "  "
-        rows.append((
-            marker + run.name, status, run.kind, run.user_id, str(run.pid), run.host,
-            datetime.fromtimestamp(run.started_at).strftime("%Y-%m-%d %H:%M:%S"),
-            f"{run.checkpoint_count}, last {_ago(run.last_checkpoint_at, now)}",
-        ))
-    header = ("  " + _COLUMNS[0], *_COLUMNS[1:])
-    widths = [max(len(row[i]) for row in (header, *rows)) for i in range(len(header))]
-    return "\n".join(
-        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
-        for row in (header, *rows)
-    )
 
 
 @magics_class
@@ -140,7 +104,7 @@ class TableVaultMagics(Magics):
     @argument("--all", action="store_true", help="include processes that have ended")
     @line_magic
     def tv_ps(self, line: str) -> None:
-        """Show tablevault's processes: name, status, kind, owner, start and checkpoints.
+        """Show tablevault's processes, as `tablevault ps` does.
 
         Live processes only, unless --all. This kernel's row is marked with *.
         """
@@ -152,7 +116,7 @@ class TableVaultMagics(Magics):
             return
         vault = active_vault()
         this_run = vault.run.run_id if vault is not None and vault.run is not None else None
-        print(process_table(runs, alive=client.is_alive, this_run_id=this_run))
+        print(process_table(client, runs, marked_run_id=this_run))
 
     # Naming --------------------------------------------------------------------------------
 

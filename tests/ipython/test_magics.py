@@ -128,7 +128,7 @@ def test_tv_ps_lists_live_processes_and_marks_this_kernel(
 
     # Then it prints a header and one row for each, this kernel's marked
     lines = reply.stdout.splitlines()
-    assert lines[0].split()[:4] == ["NAME", "STATUS", "KIND", "USER"]
+    assert lines[0].split()[:4] == ["NAME", "KIND", "STATUS", "USER"]
     [mine] = [line for line in lines if me.name in line]
     [theirs] = [line for line in lines if name in line]
     assert mine.startswith(f"* {me.name}") and "notebook" in mine
@@ -163,7 +163,7 @@ def test_tv_pause_resume_and_stop_control_another_process(
 
     # And %tv_ps --all still lists it, ended, while %tv_ps does not
     assert name not in kernel.ok("%tv_ps").stdout
-    assert any(line.split()[:2] == [name, "stopped"]
+    assert any(line.split()[:3] == [name, "script", "stopped"]
                for line in kernel.ok("%tv_ps --all").stdout.splitlines())
 
 
