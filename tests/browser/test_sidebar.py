@@ -14,7 +14,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,6 +22,7 @@ from playwright.sync_api import Browser, Page
 
 from tablevault import VaultClient
 from tablevault.config import TableVaultSettings
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.browser
 
@@ -54,17 +55,6 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
-
-
-def wait_until(what: str, check: Callable[[], object], timeout: float = 30.0) -> object:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.1)
 
 
 @pytest.fixture(scope="module")
@@ -107,7 +97,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, object]]
             return sock.connect_ex(("127.0.0.1", port)) == 0
 
     try:
-        wait_until("JupyterLab to listen", answering, 60)
+        wait_for(answering, "JupyterLab to listen", 60)
         yield {"url": url, "token": token, "home": home, "root": root}
     finally:
         server.terminate()
@@ -157,7 +147,7 @@ def test_pause_resume_and_stop_from_the_sidebar(
     page.wait_for_selector(f"text={KERNEL_IDLE}", timeout=60_000)
     page.click(".jp-Cell .cm-content")
     page.keyboard.press("Shift+Enter")
-    wait_until("the loop to register", lambda: ticks(client) > 3, 60)
+    wait_for(lambda: ticks(client) > 3, "the loop to register", 60)
 
     # When the sidebar is opened, the loop is listed as running
     page.click('.lm-TabBar-tab[data-id="tablevault-panel"]')
@@ -174,15 +164,15 @@ def test_pause_resume_and_stop_from_the_sidebar(
     # When Resume is clicked, the row turns running and the loop goes on
     page.click(f"{row(PROCESS)} .jp-tv-resume")
     page.wait_for_selector(row(PROCESS, "running"), timeout=20_000)
-    wait_until("the loop to progress again", lambda: ticks(client) > held + 3)
+    wait_for(lambda: ticks(client) > held + 3, "the loop to progress again")
     shot = Path(os.environ.get("TABLEVAULT_SCREENSHOT_DIR", lab["root"])) / "sidebar.png"
     page.screenshot(path=str(shot))
 
     # When Stop is clicked and confirmed, the cell ends and is recorded as stopped
     page.click(f"{row(PROCESS)} .jp-tv-stop")
     page.click(".jp-Dialog .jp-mod-warn")
-    wait_until("the cell to be recorded stopped",
-               lambda: client.query_process_code(PROCESS)[-1].status == "stopped")
+    wait_for(lambda: client.query_process_code(PROCESS)[-1].status == "stopped",
+             "the cell to be recorded stopped")
     page.wait_for_selector(".jp-OutputArea-output:has-text('stopped')", timeout=20_000)
     stopped_at = ticks(client)
 
@@ -217,7 +207,7 @@ def test_a_missing_server_extension_is_named(
             with socket.socket() as sock:
                 return sock.connect_ex(("127.0.0.1", port)) == 0
 
-        wait_until("JupyterLab to listen", answering, 60)
+        wait_for(answering, "JupyterLab to listen", 60)
         tab = browser.new_page()
         tab.goto(f"http://127.0.0.1:{port}/lab?reset&token={token}")
         # When the sidebar opens

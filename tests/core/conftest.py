@@ -16,7 +16,6 @@ import os
 import subprocess
 import sys
 import textwrap
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -26,6 +25,7 @@ import pytest
 
 from tablevault import VaultClient
 from tablevault.store.records import CodeItem, ProcessRecord
+from tests import waiting
 
 T = TypeVar("T")
 
@@ -70,14 +70,7 @@ LOOP_WORKER = """
 
 def wait_for(condition: Callable[[], T], what: str, timeout: float = WAIT) -> T:
     """Poll ``condition`` until it returns neither None nor False, and return that."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value is not None and value is not False:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"waited {timeout:.0f} s for {what}")
-        time.sleep(0.02)
+    return waiting.wait_for(condition, what, timeout)
 
 
 def unique_name(prefix: str = "worker") -> str:

@@ -26,6 +26,7 @@ from jupyter_client import BlockingKernelClient, KernelManager
 from tablevault import VaultClient
 from tablevault.config import TableVaultSettings
 from tablevault.store.records import CodeItem, ProcessRecord
+from tests import waiting
 
 HERE = Path(__file__).resolve().parent
 REPO_ROOT = HERE.parents[1]
@@ -41,14 +42,7 @@ WAIT = 30.0
 
 def wait_for(condition: Callable[[], T], what: str, timeout: float = WAIT) -> T:
     """Poll ``condition`` until it returns neither None nor False, and return that."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value is not None and value is not False:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"waited {timeout:.0f} s for {what}")
-        time.sleep(0.02)
+    return waiting.wait_for(condition, what, timeout)
 
 
 def unique_name(prefix: str) -> str:
