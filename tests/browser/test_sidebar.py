@@ -219,3 +219,58 @@ def test_a_missing_server_extension_is_named(
     finally:
         server.terminate()
         server.wait(20)
+
+
+def luminance(css_color: str) -> float:
+    """Relative brightness, 0 to 1, of an ``rgb(r, g, b)`` colour."""
+    red, green, blue = (int(part) for part in css_color[css_color.index("(") + 1:
+                                                        css_color.index(")")].split(",")[:3])
+    return (0.2126 * red + 0.7152 * green + 0.0722 * blue) / 255
+
+
+def test_the_panel_follows_the_dark_theme_and_offers_its_commands(
+    browser: Browser, lab: dict[str, object]
+) -> None:
+    # Given JupyterLab switched to its dark theme, through its own settings API
+    import json as json_module
+    import urllib.request
+
+    themes = f"{lab['url']}/lab/api/settings/@jupyterlab/apputils-extension:themes"
+
+    def set_theme(theme: str) -> None:
+        body = json_module.dumps({"raw": json_module.dumps({"theme": theme})}).encode()
+        request = urllib.request.Request(
+            themes, data=body, method="PUT",
+            headers={"Authorization": f"token {lab['token']}",
+                     "Content-Type": "application/json"},
+        )
+        urllib.request.urlopen(request, timeout=30).close()
+
+    set_theme("JupyterLab Dark")
+    tab = browser.new_page(viewport={"width": 1280, "height": 800})
+    try:
+        tab.goto(f"{lab['url']}/lab?reset&token={lab['token']}")
+        tab.wait_for_selector("body[data-jp-theme-light='false']", state="attached",
+                              timeout=60_000)
+
+        # When the sidebar opens
+        tab.click('.lm-TabBar-tab[data-id="tablevault-panel"]', timeout=60_000)
+        panel = tab.wait_for_selector("#tablevault-panel .jp-tv-panel, #tablevault-panel",
+                                      timeout=20_000)
+
+        # Then it is drawn in the theme's colours: dark background, light text
+        colours = panel.evaluate(
+            "node => { const style = getComputedStyle(node.querySelector('.jp-tv-panel') "
+            "|| node); return [style.backgroundColor, style.color]; }"
+        )
+        assert luminance(colours[0]) < 0.3, colours
+        assert luminance(colours[1]) > 0.6, colours
+
+        # And the command palette lists its commands
+        tab.keyboard.press("Control+Shift+C")
+        tab.keyboard.type("TableVault")
+        labels = tab.locator(".lm-CommandPalette-itemLabel").all_inner_texts()
+        assert {"Show TableVault Processes", "Refresh TableVault Processes"} <= set(labels)
+    finally:
+        tab.close()
+        set_theme("JupyterLab Light")
