@@ -17,6 +17,7 @@ import logging
 import os
 import sys
 import threading
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -174,17 +175,20 @@ class Vault(VaultClient):
         self._recorder: Any = None
         self._closed = False
         self.run: ProcessRecord | None = None
+        self._registration = (explicit_name, parent_process_name, parent_process_index)
+        self._next_registration_attempt: float | None = None
         try:
             super().__init__(store if store is not None else open_store(settings),
                              settings=settings)
         except StoreError as exc:
             self.faults.failed("open the store", exc)
-            self.settings, self.store = settings, _unavailable_store(exc)
+            self.settings, self.store = settings, _UnavailableStore(exc)
             self.requester = f"{self.user_id}@{host_name()}"
+            self._retry_registration_later()
             _ActiveVault.vault = self
             return
 
-        self._register(explicit_name, parent_process_name, parent_process_index)
+        self._register(*self._registration)
         _ActiveVault.vault = self
 
     # Registration ------------------------------------------------------------------------------
@@ -211,6 +215,7 @@ class Vault(VaultClient):
             self.run = self._claim(run, defaulted=explicit_name is None)
         except StoreError as exc:
             self.faults.failed("register this process", exc)
+            self._retry_registration_later()
             return
         self.requester = f"{self.user_id}@{identity.host} ({self.run.name})"
         self._start_recording()
@@ -223,6 +228,27 @@ class Vault(VaultClient):
         self.note_current_index(self.current_index)
         atexit.register(self._at_exit)
         _also_at_multiprocessing_exit(self._at_exit)
+
+    def _retry_registration_later(self) -> None:
+        """Let a checkpoint try again once a heartbeat interval has passed."""
+        self._next_registration_attempt = time.monotonic() + self.settings.heartbeat_interval
+
+    def _retry_registration(self) -> None:
+        """Register now if the store is back; runs in a checkpoint, so in the user's thread."""
+        due = self._next_registration_attempt
+        if due is None or self._closed or time.monotonic() < due:
+            return
+        self._next_registration_attempt = None
+        if isinstance(self.store, _UnavailableStore):
+            try:
+                self.store = open_store(self.settings)
+            except StoreError as exc:
+                self.faults.failed("open the store", exc)
+                self._retry_registration_later()
+                return
+        self._register(*self._registration)
+        if self.run is not None:
+            self.faults.recovered()
 
     def _claim(self, run: ProcessRecord, *, defaulted: bool) -> ProcessRecord:
         """Register ``run``; a defaulted name that is taken gets a suffix instead of failing."""
@@ -310,6 +336,9 @@ class Vault(VaultClient):
         controller = self._controller
         if controller is not None:
             controller.checkpoint()
+        elif self._next_registration_attempt is not None:
+            # Not registered yet because the store was unreachable: try again, now and then.
+            self._retry_registration()
 
     def append_record(self, table: str, record: Any) -> int:
         """Append a JSON-serialisable record to ``table``; raises if it cannot be stored."""
@@ -393,11 +422,11 @@ def _also_at_multiprocessing_exit(callback: Any) -> None:
         Finalize(None, callback, exitpriority=0)
 
 
-def _unavailable_store(exc: StoreError) -> Store:
-    """A stand-in whose every call raises the error that made the real store unavailable."""
+class _UnavailableStore:
+    """Stands in for a store that could not be opened: every use raises why."""
 
-    class Unavailable:
-        def __getattr__(self, name: str) -> Any:
-            raise StoreError(f"the store is unavailable: {exc}") from exc
+    def __init__(self, cause: StoreError) -> None:
+        self.cause = cause
 
-    return Unavailable()  # type: ignore[return-value]
+    def __getattr__(self, name: str) -> Any:
+        raise StoreError(f"the store is unavailable: {self.cause}") from self.cause

@@ -154,3 +154,29 @@ def test_many_workers_share_one_store_without_lock_errors(
         seqs = [record["seq"] for record in stored if record["worker"] == worker.name]
         assert seqs == list(range(100)), worker.name
     assert {run_of(client, worker).status for worker in workers} == {"finished"}
+
+
+def test_a_worker_started_without_its_store_registers_once_the_store_is_back(
+    spawn: Spawn, vault_env: dict[str, str]
+) -> None:
+    # Given a worker started while its store folder cannot be made (a file is in the way)
+    home = Path(vault_env["TABLEVAULT_HOME"])
+    home.write_text("in the way")
+    worker = spawn(STUBBORN_WORKER)
+    wait_for(lambda: int(worker.marker("turns") or 0) > 20, "the worker's loop to run")
+
+    # When the store becomes possible again
+    home.unlink()
+
+    # Then a later checkpoint registers the worker, and it obeys a stop
+    client = VaultClient()
+    try:
+        run = wait_for(lambda: client.store.get_run(name=worker.name), "a late registration")
+        assert run.status == "running"
+        client.stop_execution(worker.name)
+        assert worker.wait_exit() == EXIT_STOPPED
+    finally:
+        client.store.close()
+    # And it said once that the store failed, and once that it was back
+    assert worker.stderr.count("tablevault could not") == 1
+    assert worker.stderr.count("reachable again") == 1
