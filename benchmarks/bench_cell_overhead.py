@@ -34,8 +34,10 @@ def start_kernel(env: dict[str, str]) -> tuple[KernelManager, BlockingKernelClie
     manager = KernelManager(kernel_name="python3")
     with open(os.devnull, "wb") as quiet:
         manager.start_kernel(
-            env=env, extra_arguments=["--HistoryManager.hist_file=:memory:"],
-            stdout=quiet, stderr=quiet,
+            env=env,
+            extra_arguments=["--HistoryManager.hist_file=:memory:"],
+            stdout=quiet,
+            stderr=quiet,
         )
     client = manager.blocking_client()
     client.start_channels()
@@ -55,9 +57,11 @@ def round_trip_ns(client: BlockingKernelClient, code: str) -> tuple[int, dict[st
     # Read this cell's output up to its idle status, untimed, so that none is left queued.
     while True:
         message = client.get_iopub_msg(timeout=30)
-        if (message["parent_header"].get("msg_id") == msg_id
-                and message["msg_type"] == "status"
-                and message["content"]["execution_state"] == "idle"):
+        if (
+            message["parent_header"].get("msg_id") == msg_id
+            and message["msg_type"] == "status"
+            and message["content"]["execution_state"] == "idle"
+        ):
             return elapsed, reply["content"]
 
 
@@ -83,8 +87,11 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=200, help="untimed cells per kernel")
     args = parser.parse_args()
 
-    env = {key: value for key, value in os.environ.items()
-           if not key.startswith(("TABLEVAULT_", "JPY_SESSION_NAME"))}
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("TABLEVAULT_", "JPY_SESSION_NAME"))
+    }
     env.update(
         TABLEVAULT_HOME=tempfile.mkdtemp(prefix="tablevault-bench-"),
         IPYTHONDIR=tempfile.mkdtemp(prefix="tablevault-bench-ipython-"),
@@ -101,8 +108,10 @@ def main() -> None:
         for _, client in kernels.values():
             for _ in range(args.warmup):
                 round_trip_ns(client, CELL)
-        processes = {label: psutil.Process(manager.provisioner.pid)
-                     for label, (manager, _) in kernels.items()}
+        processes = {
+            label: psutil.Process(manager.provisioner.pid)
+            for label, (manager, _) in kernels.items()
+        }
         cpu_before = {label: sum(process.cpu_times()[:2]) for label, process in processes.items()}
         for _ in range(args.cells):
             for label, (_, client) in kernels.items():
@@ -115,14 +124,18 @@ def main() -> None:
         print(f"{args.cells} cells per kernel ({CELL!r}), taking turns, {args.gap} s apart")
         print(f"{'kernel':20} {'median µs':>10} {'p90 µs':>10} {'CPU µs/cell':>12}")
         for label, values in samples.items():
-            print(f"{label:20} {statistics.median(values):10.0f} "
-                  f"{percentile(values, 0.9):10.0f} {cpu[label]:12.0f}")
+            print(
+                f"{label:20} {statistics.median(values):10.0f} "
+                f"{percentile(values, 0.9):10.0f} {cpu[label]:12.0f}"
+            )
         base, recorded = samples["without tablevault"], samples["with tablevault"]
         added_median = statistics.median(recorded) - statistics.median(base)
         added_p90 = percentile(recorded, 0.9) - percentile(base, 0.9)
-        print(f"added per cell: {added_median:+.0f} µs median round trip, {added_p90:+.0f} µs "
-              f"p90 (ratio {statistics.median(recorded) / statistics.median(base):.2f}); "
-              f"{cpu['with tablevault'] - cpu['without tablevault']:+.0f} µs CPU")
+        print(
+            f"added per cell: {added_median:+.0f} µs median round trip, {added_p90:+.0f} µs "
+            f"p90 (ratio {statistics.median(recorded) / statistics.median(base):.2f}); "
+            f"{cpu['with tablevault'] - cpu['without tablevault']:+.0f} µs CPU"
+        )
 
         # Let the writer catch up, then check that every cell was recorded. The count is
         # asked silently: silent requests are not recorded themselves.

@@ -29,8 +29,9 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=15)
     args = parser.parse_args()
 
-    vault = Vault(process_name="hyperparameter_search",
-                  description="L2 penalty search over digits MLPs")
+    vault = Vault(
+        process_name="hyperparameter_search", description="L2 penalty search over digits MLPs"
+    )
     children = [spawn_experiment(alpha, args.epochs) for alpha in ALPHAS]
     failed = [child.args for child in children if child.wait() != 0]
     results = vault.query_record_list("search_results")

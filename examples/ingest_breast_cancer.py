@@ -41,16 +41,21 @@ def summarise(batch: list[list[str]], first_row: int) -> dict[str, float | int]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch-size", type=int, default=25)
-    parser.add_argument("--delay", type=float, default=1.0,
-                        help="seconds per batch, standing in for a slow source; the default "
-                        "leaves time to click Pause in the sidebar")
+    parser.add_argument(
+        "--delay",
+        type=float,
+        default=1.0,
+        help="seconds per batch, standing in for a slow source; the default "
+        "leaves time to click Pause in the sidebar",
+    )
     args = parser.parse_args()
 
-    vault = Vault(process_name="data_ingestion",
-                  description="breast-cancer CSV ingestion in batches")
+    vault = Vault(
+        process_name="data_ingestion", description="breast-cancer CSV ingestion in batches"
+    )
     rows = read_rows()
     for start in range(0, len(rows), args.batch_size):
-        batch = rows[start:start + args.batch_size]
+        batch = rows[start : start + args.batch_size]
         vault.append_record("ingested_batches", summarise(batch, start))
         time.sleep(args.delay)
         vault.checkpoint_execution()

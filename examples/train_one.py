@@ -25,8 +25,10 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=15)
     args = parser.parse_args()
 
-    vault = Vault(process_name=f"experiment_alpha_{args.alpha:g}",
-                  description=f"digits MLP, alpha={args.alpha:g}")
+    vault = Vault(
+        process_name=f"experiment_alpha_{args.alpha:g}",
+        description=f"digits MLP, alpha={args.alpha:g}",
+    )
     digits = load_digits()
     x_train, x_test, y_train, y_test = train_test_split(
         digits.data / 16.0, digits.target, test_size=0.25, random_state=0
@@ -35,10 +37,15 @@ def main() -> None:
     warnings.simplefilter("ignore", ConvergenceWarning)
     for epoch in range(args.epochs):
         model.partial_fit(x_train, y_train, classes=list(range(10)))
-        vault.append_record("search_results", {
-            "alpha": args.alpha, "epoch": epoch, "loss": round(model.loss_, 4),
-            "accuracy": round(model.score(x_test, y_test), 4),
-        })
+        vault.append_record(
+            "search_results",
+            {
+                "alpha": args.alpha,
+                "epoch": epoch,
+                "loss": round(model.loss_, 4),
+                "accuracy": round(model.score(x_test, y_test), 4),
+            },
+        )
         vault.checkpoint_execution()
 
 

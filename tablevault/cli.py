@@ -73,7 +73,6 @@ def _print_json(value: Any) -> None:
     print(json.dumps(value, indent=2, ensure_ascii=False))
 
 
-
 # Commands ------------------------------------------------------------------------------------
 
 
@@ -82,15 +81,23 @@ def _ps(client: VaultClient, args: argparse.Namespace) -> int:
     seen = [(run, client.is_alive(run), open_requests(client, run)) for run in runs]
 
     if args.json:
-        _print_json([
-            {**run.to_dict(), "alive": alive,
-             "open_requests": [request.to_dict() for request in opened]}
-            for run, alive, opened in seen
-        ])
+        _print_json(
+            [
+                {
+                    **run.to_dict(),
+                    "alive": alive,
+                    "open_requests": [request.to_dict() for request in opened],
+                }
+                for run, alive, opened in seen
+            ]
+        )
         return EXIT_OK
     if not seen:
-        print("no processes registered" if args.all
-              else "no processes running (--all shows those that ended)")
+        print(
+            "no processes registered"
+            if args.all
+            else "no processes running (--all shows those that ended)"
+        )
         return EXIT_OK
     print(process_table(client, runs))
     return EXIT_OK
@@ -105,11 +112,15 @@ def _show(client: VaultClient, args: argparse.Namespace) -> int:
     requests = list(reversed(client.store.recent_requests(run.run_id, limit=args.limit)))
 
     if args.json:
-        _print_json({
-            "process": run.to_dict(), "alive": alive,
-            "code": [item.to_dict() for item in items], "code_count": item_count,
-            "requests": [request.to_dict() for request in requests],
-        })
+        _print_json(
+            {
+                "process": run.to_dict(),
+                "alive": alive,
+                "code": [item.to_dict() for item in items],
+                "code_count": item_count,
+                "requests": [request.to_dict() for request in requests],
+            }
+        )
         return EXIT_OK
     at = time.time()
     print("\n".join(_describe_run(run, status_text(run, alive, opened), at)))
@@ -122,8 +133,12 @@ def _show(client: VaultClient, args: argparse.Namespace) -> int:
 
 def _describe_run(run: ProcessRecord, status: str, at: float) -> list[str]:
     fields = [
-        ("name", run.name), ("kind", run.kind), ("status", status), ("user", run.user_id),
-        ("host", run.host), ("pid", str(run.pid)),
+        ("name", run.name),
+        ("kind", run.kind),
+        ("status", status),
+        ("user", run.user_id),
+        ("host", run.host),
+        ("pid", str(run.pid)),
         ("started", f"{ago(run.started_at, at)} ({clock(run.started_at)})"),
         ("last checkpoint", ago(run.last_checkpoint_at, at)),
         ("checkpoints", str(run.checkpoint_count)),
@@ -148,11 +163,20 @@ def _describe_run(run: ProcessRecord, status: str, at: float) -> list[str]:
 def _describe_code(items: list[CodeItem], item_count: int, at: float) -> list[str]:
     if not items:
         return ["code: none recorded"]
-    title = (f"code: the last {len(items)} of {item_count} items" if len(items) < item_count
-             else f"code: {plural(item_count, 'item')}")
+    title = (
+        f"code: the last {len(items)} of {item_count} items"
+        if len(items) < item_count
+        else f"code: {plural(item_count, 'item')}"
+    )
     rows = [
-        (str(item.index), item.kind, item.status, ago(item.started_at, at),
-         duration(item.duration), one_line(item.source))
+        (
+            str(item.index),
+            item.kind,
+            item.status,
+            ago(item.started_at, at),
+            duration(item.duration),
+            one_line(item.source),
+        )
         for item in items
     ]
     lines = text_table(("#", "KIND", "STATUS", "STARTED", "DURATION", "SOURCE"), rows, right={0})
@@ -163,8 +187,9 @@ def _describe_code(items: list[CodeItem], item_count: int, at: float) -> list[st
             out.append(f"      {item.error_type}: {one_line(item.error_message or '', 200)}")
         for error in item.thread_errors:
             message = one_line(str(error.get("error_message") or ""), 200)
-            out.append(f"      in thread {error.get('thread_name')}: "
-                       f"{error.get('error_type')}: {message}")
+            out.append(
+                f"      in thread {error.get('thread_name')}: {error.get('error_type')}: {message}"
+            )
     return out
 
 
@@ -172,8 +197,13 @@ def _describe_requests(requests: list[Request], limit: int, at: float) -> list[s
     if not requests:
         return ["requests: none"]
     rows = [
-        (str(request.id), request.action, request.state, request.requester,
-         ago(request.created_at, at))
+        (
+            str(request.id),
+            request.action,
+            request.state,
+            request.requester,
+            ago(request.created_at, at),
+        )
         for request in requests
     ]
     lines = text_table(("ID", "ACTION", "STATE", "REQUESTER", "MADE"), rows)
@@ -193,8 +223,9 @@ def _control(client: VaultClient, args: argparse.Namespace) -> int:
         _print_json(request.to_dict())
         return EXIT_OK
     when = "; the process acts on it at its next checkpoint" if request.open else ""
-    print(f"{request.action} {request.target_name!r}: request {request.id} is "
-          f"{request.state}{when}")
+    print(
+        f"{request.action} {request.target_name!r}: request {request.id} is {request.state}{when}"
+    )
     return EXIT_OK
 
 
@@ -210,19 +241,22 @@ def _cleanup(client: VaultClient, args: argparse.Namespace) -> int:
     if not any(counts.values()):
         print("nothing to clean up")
         return EXIT_OK
-    print(f"cleaned up: {plural(counts.get('crashed_runs', 0), 'crashed run')}, "
-          f"{plural(counts.get('lost_items', 0), 'lost code item')}, "
-          f"{plural(counts.get('expired_requests', 0), 'expired request')}")
+    print(
+        f"cleaned up: {plural(counts.get('crashed_runs', 0), 'crashed run')}, "
+        f"{plural(counts.get('lost_items', 0), 'lost code item')}, "
+        f"{plural(counts.get('expired_requests', 0), 'expired request')}"
+    )
     for run in crashed:
-        print(f"crashed: {run.name} (pid {run.pid} on {run.host}, started "
-              f"{clock(run.started_at)})")
+        print(f"crashed: {run.name} (pid {run.pid} on {run.host}, started {clock(run.started_at)})")
     return EXIT_OK
 
 
 def _search(client: VaultClient, args: argparse.Namespace) -> int:
     names = client.query_process_list(
-        code_text=args.code, parent_code_text=args.parent_code,
-        description_text=args.description, filtered=args.names,
+        code_text=args.code,
+        parent_code_text=args.parent_code,
+        description_text=args.description,
+        filtered=args.names,
     )
 
     if args.json:
@@ -249,8 +283,7 @@ def _records(client: VaultClient, args: argparse.Namespace) -> int:
         print("\n".join(json.dumps(record, ensure_ascii=False) for record in records))
         return EXIT_OK
     columns = list(dict.fromkeys(key for record in records for key in record))
-    rows = [[cell(record[key]) if key in record else "" for key in columns]
-            for record in records]
+    rows = [[cell(record[key]) if key in record else "" for key in columns] for record in records]
     print("\n".join(text_table([column.upper() for column in columns], rows)))
     return EXIT_OK
 
@@ -305,20 +338,29 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    ps = commands.add_parser("ps", help="list running processes",
-                             description="List processes, most recently started first.")
+    ps = commands.add_parser(
+        "ps",
+        help="list running processes",
+        description="List processes, most recently started first.",
+    )
     ps.add_argument("--all", action="store_true", help="include processes that have ended")
     _add_json(ps)
     ps.set_defaults(handler=_ps)
 
     show = commands.add_parser(
-        "show", help="one process, its recent code and requests",
+        "show",
+        help="one process, its recent code and requests",
         description="Show the latest run of a process, its recent code items (with their "
         "status and errors) and its recent requests.",
     )
     show.add_argument("name", metavar="NAME", help="the process name")
-    show.add_argument("--limit", type=_count, default=_DEFAULT_LIMIT, metavar="N",
-                      help=f"show the last N code items and requests (default {_DEFAULT_LIMIT})")
+    show.add_argument(
+        "--limit",
+        type=_count,
+        default=_DEFAULT_LIMIT,
+        metavar="N",
+        help=f"show the last N code items and requests (default {_DEFAULT_LIMIT})",
+    )
     _add_json(show)
     show.set_defaults(handler=_show)
 
@@ -328,7 +370,8 @@ def build_parser() -> argparse.ArgumentParser:
         ("resume", "go on after a pause (or withdraw a pause not yet reached)"),
     ):
         control = commands.add_parser(
-            action, help=f"ask a process to {what}",
+            action,
+            help=f"ask a process to {what}",
             description=f"Ask a process to {what}. Prints the request: its id and state.",
         )
         control.add_argument("name", metavar="NAME", help="the process name")
@@ -336,39 +379,53 @@ def build_parser() -> argparse.ArgumentParser:
         control.set_defaults(handler=_control)
 
     cleanup = commands.add_parser(
-        "cleanup", help="finalise what dead processes left behind",
+        "cleanup",
+        help="finalise what dead processes left behind",
         description="Mark processes that died without saying so as crashed, their running "
         "code as lost and their open requests as expired.",
     )
-    cleanup.add_argument("--interval", type=_seconds, default=60.0, metavar="S",
-                         help="only what is older than S seconds (default 60; 0: everything)")
-    cleanup.add_argument("--ids", type=int, nargs="+", metavar="ID",
-                         help="only the code items and requests with these ids "
-                         "(processes are then left as they are)")
+    cleanup.add_argument(
+        "--interval",
+        type=_seconds,
+        default=60.0,
+        metavar="S",
+        help="only what is older than S seconds (default 60; 0: everything)",
+    )
+    cleanup.add_argument(
+        "--ids",
+        type=int,
+        nargs="+",
+        metavar="ID",
+        help="only the code items and requests with these ids "
+        "(processes are then left as they are)",
+    )
     _add_json(cleanup)
     cleanup.set_defaults(handler=_cleanup)
 
     search = commands.add_parser(
-        "search", help="find processes by their code, parent or description",
+        "search",
+        help="find processes by their code, parent or description",
         description="Print the names of processes matching every filter given "
         "(substrings, case-insensitive), most recent first.",
     )
     search.add_argument("--code", metavar="TEXT", help="text in the code it ran or its errors")
-    search.add_argument("--parent-code", metavar="TEXT",
-                        help="text in the code of the parent that started it")
+    search.add_argument(
+        "--parent-code", metavar="TEXT", help="text in the code of the parent that started it"
+    )
     search.add_argument("--description", metavar="TEXT", help="text in its description")
-    search.add_argument("--name", dest="names", nargs="+", metavar="NAME",
-                        help="keep only these process names")
+    search.add_argument(
+        "--name", dest="names", nargs="+", metavar="NAME", help="keep only these process names"
+    )
     _add_json(search)
     search.set_defaults(handler=_search)
 
     records = commands.add_parser(
-        "records", help="the records appended to a table",
+        "records",
+        help="the records appended to a table",
         description="Print the records processes appended to a table, in append order.",
     )
     records.add_argument("table", metavar="TABLE", help="the table name")
-    records.add_argument("--process", metavar="NAME",
-                         help="only the records this process appended")
+    records.add_argument("--process", metavar="NAME", help="only the records this process appended")
     _add_json(records)
     records.set_defaults(handler=_records)
 
@@ -391,8 +448,7 @@ def _open_client() -> VaultClient:
         for name in settings.trait_names(config=True):
             getattr(settings, name)
     except (ValueError, TraitError) as exc:
-        raise InvalidInputError(f"a TABLEVAULT_* environment variable is invalid: {exc}"
-                                ) from exc
+        raise InvalidInputError(f"a TABLEVAULT_* environment variable is invalid: {exc}") from exc
     return VaultClient(settings=settings, requester=f"{current_user()}@{host_name()} (cli)")
 
 

@@ -89,8 +89,9 @@ class VaultClient:
             names=filtered,
         )
 
-    def query_record_list(self, table: str, process_name: str | None = None
-                          ) -> list[dict[str, Any]]:
+    def query_record_list(
+        self, table: str, process_name: str | None = None
+    ) -> list[dict[str, Any]]:
         """The records appended to ``table``, in append order."""
         check_name(table, "table name")
         if process_name is not None:

@@ -48,9 +48,7 @@ class TableVaultSettings(Configurable):
         "Empty: use the embedded SQLite store.",
     ).tag(config=True)
 
-    arango_db = Unicode(help="ArangoDB database name (env TABLEVAULT_ARANGO_DB).").tag(
-        config=True
-    )
+    arango_db = Unicode(help="ArangoDB database name (env TABLEVAULT_ARANGO_DB).").tag(config=True)
     arango_username = Unicode(help="ArangoDB user (env TABLEVAULT_ARANGO_USERNAME).").tag(
         config=True
     )

@@ -58,9 +58,7 @@ class Controller:
     # The watcher -----------------------------------------------------------------------------
 
     def start(self) -> None:
-        self._watcher = threading.Thread(
-            target=self._watch, name="tablevault-watcher", daemon=True
-        )
+        self._watcher = threading.Thread(target=self._watch, name="tablevault-watcher", daemon=True)
         self._watcher.start()
 
     def close(self, timeout: float = 2.0) -> None:
@@ -175,4 +173,3 @@ class Controller:
             self.store.set_run_status(self.run_id, "running")
         except StoreError as exc:
             self.faults.failed("act on a request", exc)
-

@@ -79,8 +79,9 @@ def wait_for(what: str, check: Callable[[], T | None], timeout: float) -> T:
 class Story:
     """The demo's steps, sharing one store, one kernel and the child processes."""
 
-    def __init__(self, examples: Path, env: dict[str, str], timeout: float,
-                 target_accuracy: float) -> None:
+    def __init__(
+        self, examples: Path, env: dict[str, str], timeout: float, target_accuracy: float
+    ) -> None:
         self.examples = examples
         self.env = env
         self.timeout = timeout
@@ -105,10 +106,12 @@ class Story:
 
     def follow(self, request: Request) -> None:
         """Report the request, then its acknowledgement and completion by the target."""
-        self.timeline.add("you", f"{request.action} {request.target_name}: request "
-                                 f"#{request.id} {request.state}")
+        self.timeline.add(
+            "you", f"{request.action} {request.target_name}: request #{request.id} {request.state}"
+        )
         seen = {request.state}
         for state in ("acknowledged", "done"):
+
             def reached(state: str = state) -> Request | None:
                 for current in self.client.store.recent_requests(request.run_id):
                     if current.id == request.id and current.state in (state, "done"):
@@ -156,74 +159,95 @@ class Story:
         for source in cells[:2]:
             self.run_cell(source)
         training = self.run_cell(cells[2], wait=False)
-        run = wait_for("the training notebook to register", lambda: self.process(TRAINING),
-                       self.timeout)
-        self.timeline.add(TRAINING, f"running ({run.kind}, pid {run.pid}): training loop "
-                                    "started in a kernel")
+        run = wait_for(
+            "the training notebook to register", lambda: self.process(TRAINING), self.timeout
+        )
+        self.timeline.add(
+            TRAINING, f"running ({run.kind}, pid {run.pid}): training loop started in a kernel"
+        )
         return training
 
     def start_ingestion(self) -> None:
         script = self.examples / "ingest_breast_cancer.py"
-        self.processes.append(subprocess.Popen(
-            [sys.executable, str(script), "--delay", "0.25"], env=self.env,
-            stdout=subprocess.DEVNULL,
-        ))
-        run = wait_for("the ingestion script to register", lambda: self.process(INGESTION),
-                       self.timeout)
+        self.processes.append(
+            subprocess.Popen(
+                [sys.executable, str(script), "--delay", "0.25"],
+                env=self.env,
+                stdout=subprocess.DEVNULL,
+            )
+        )
+        run = wait_for(
+            "the ingestion script to register", lambda: self.process(INGESTION), self.timeout
+        )
         self.timeline.add(INGESTION, f"running ({run.kind}, pid {run.pid})")
 
     def pause_and_resume_ingestion(self) -> None:
-        wait_for("a first ingested batch", lambda: self.records("ingested_batches"),
-                 self.timeout)
+        wait_for("a first ingested batch", lambda: self.records("ingested_batches"), self.timeout)
         self.follow(self.client.pause_execution(INGESTION))
-        wait_for("ingestion to report paused", lambda: self.process(INGESTION, "paused"),
-                 self.timeout)
+        wait_for(
+            "ingestion to report paused", lambda: self.process(INGESTION, "paused"), self.timeout
+        )
         held = len(self.records("ingested_batches"))
         time.sleep(1.5)
         if len(self.records("ingested_batches")) != held:
             raise DemoFailure("ingestion kept writing batches while paused")
         last = self.records("ingested_batches")[-1]
         batches = "batch" if held == 1 else "batches"
-        self.timeline.add(INGESTION, f"paused after {held} {batches}; none for 1.5 s; last "
-                                     f"batch: rows {last['first_row']}-"
-                                     f"{last['first_row'] + last['rows'] - 1}, "
-                                     f"malignant share {last['malignant_share']}")
+        self.timeline.add(
+            INGESTION,
+            f"paused after {held} {batches}; none for 1.5 s; last "
+            f"batch: rows {last['first_row']}-"
+            f"{last['first_row'] + last['rows'] - 1}, "
+            f"malignant share {last['malignant_share']}",
+        )
         self.follow(self.client.resume_execution(INGESTION))
-        wait_for("ingestion to write again",
-                 lambda: len(self.records("ingested_batches")) > held, self.timeout)
-        self.timeline.add(INGESTION, f"running again; {len(self.records('ingested_batches'))}"
-                                     " batches")
+        wait_for(
+            "ingestion to write again",
+            lambda: len(self.records("ingested_batches")) > held,
+            self.timeout,
+        )
+        self.timeline.add(
+            INGESTION, f"running again; {len(self.records('ingested_batches'))} batches"
+        )
 
     def stop_training_when_good(self, training_msg: str) -> None:
         def good_epoch() -> dict[str, Any] | None:
             epochs = self.records("digits_training")
-            return epochs[-1] if epochs and epochs[-1]["accuracy"] >= self.target_accuracy \
-                else None
+            return epochs[-1] if epochs and epochs[-1]["accuracy"] >= self.target_accuracy else None
 
         epoch = wait_for(f"test accuracy {self.target_accuracy}", good_epoch, self.timeout)
-        self.timeline.add(TRAINING, f"epoch {epoch['epoch']}: accuracy {epoch['accuracy']}, "
-                                    f"loss {epoch['loss']}")
+        self.timeline.add(
+            TRAINING, f"epoch {epoch['epoch']}: accuracy {epoch['accuracy']}, loss {epoch['loss']}"
+        )
         self.follow(self.client.stop_execution(TRAINING))
         reply = self.kernel_client.get_shell_msg(timeout=self.timeout)
         if reply["parent_header"].get("msg_id") != training_msg:
             raise DemoFailure("unexpected kernel reply while waiting for the training cell")
+
         def stopped_cell() -> Any:
             cell = self.client.query_process_code(TRAINING)[-1]
             return cell if cell.status == "stopped" else None
 
-        cell = wait_for("the training cell to be recorded as stopped", stopped_cell,
-                        self.timeout)
+        cell = wait_for("the training cell to be recorded as stopped", stopped_cell, self.timeout)
         epochs_done = int(self.evaluate("epochs_done"))
         recorded = len(self.records("digits_training"))
         if epochs_done != recorded:
             raise DemoFailure(f"the kernel says {epochs_done} epochs, the table {recorded}")
-        self.timeline.add(TRAINING, f"cell {cell.index} stopped; the kernel is alive and "
-                                    f"keeps epochs_done={epochs_done} and the model")
+        self.timeline.add(
+            TRAINING,
+            f"cell {cell.index} stopped; the kernel is alive and "
+            f"keeps epochs_done={epochs_done} and the model",
+        )
 
     def run_search(self) -> None:
         script = self.examples / "hyperparameter_search.py"
-        search = subprocess.run([sys.executable, str(script), "--epochs", "6"], env=self.env,
-                                capture_output=True, text=True, timeout=self.timeout)
+        search = subprocess.run(
+            [sys.executable, str(script), "--epochs", "6"],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=self.timeout,
+        )
         if search.returncode != 0:
             raise DemoFailure(f"the search failed: {search.stderr.strip()[-300:]}")
         children = self.client.query_process_list(parent_code_text="spawn_experiment")
@@ -233,8 +257,10 @@ class Story:
             child = self.client.get_process(name)
             if child.parent_name != SEARCH:
                 raise DemoFailure(f"{name} names {child.parent_name} as parent")
-            self.timeline.add(name, f"{child.status}; child of {child.parent_name}, "
-                                    f"code item {child.parent_index}")
+            self.timeline.add(
+                name,
+                f"{child.status}; child of {child.parent_name}, code item {child.parent_index}",
+            )
         self.timeline.add(SEARCH, search.stdout.strip().splitlines()[-1])
 
     def finish_ingestion(self) -> None:
@@ -252,8 +278,9 @@ class Story:
         kernel, self.kernel = self.kernel, None
         self.kernel_client.stop_channels()
         kernel.shutdown_kernel(now=False)
-        run = wait_for("the kernel's run to end",
-                       lambda: self.process(TRAINING, "finished"), self.timeout)
+        run = wait_for(
+            "the kernel's run to end", lambda: self.process(TRAINING, "finished"), self.timeout
+        )
         self.timeline.add(TRAINING, f"kernel shut down; run {run.status}")
 
     def close(self) -> None:
@@ -280,13 +307,21 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="tablevault demo", description=__doc__.split("\n")[0])
     parser.add_argument("--home", help="store folder (default: a new temporary folder)")
     parser.add_argument("--target-accuracy", type=float, default=0.9)
-    parser.add_argument("--timeout", type=float, default=120.0,
-                        help="seconds each step may take before the demo fails")
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=120.0,
+        help="seconds each step may take before the demo fails",
+    )
     args = parser.parse_args(argv)
 
     home = args.home or tempfile.mkdtemp(prefix="tablevault-demo-")
-    env = {**os.environ, "TABLEVAULT_HOME": home, "TABLEVAULT_POLL_INTERVAL": "0.1",
-           "TABLEVAULT_HEARTBEAT_INTERVAL": "1"}
+    env = {
+        **os.environ,
+        "TABLEVAULT_HOME": home,
+        "TABLEVAULT_POLL_INTERVAL": "0.1",
+        "TABLEVAULT_HEARTBEAT_INTERVAL": "1",
+    }
     env.pop("TABLEVAULT_ARANGO_URL", None)
     env.pop("TABLEVAULT_PARENT", None)
     print(f"tablevault demo: store in {home}\n")

@@ -33,7 +33,9 @@ class FaultReporter:
         if first:
             log.warning(
                 "tablevault could not %s (%s). Your code goes on; recording and stop/pause/"
-                "resume are unavailable until the store is back.", what, exc,
+                "resume are unavailable until the store is back.",
+                what,
+                exc,
             )
         else:
             log.debug("tablevault could not %s (%s)", what, exc)

@@ -15,6 +15,7 @@ from .store import ProcessRecord, Request
 SOURCE_WIDTH = 60
 NOTHING = "-"
 
+
 def ago(timestamp: float | None, at: float) -> str:
     """``3m ago``: how long before ``at`` the timestamp was, in its largest whole unit."""
     if timestamp is None:
@@ -59,8 +60,9 @@ def cell(value: Any) -> str:
     return one_line(text, width=SOURCE_WIDTH)
 
 
-def text_table(headers: Sequence[str], rows: Sequence[Sequence[str]],
-           right: Collection[int] = ()) -> list[str]:
+def text_table(
+    headers: Sequence[str], rows: Sequence[Sequence[str]], right: Collection[int] = ()
+) -> list[str]:
     """Aligned lines, header first; the columns numbered in ``right`` are right-aligned."""
     widths = [len(header) for header in headers]
     for row in rows:
@@ -80,8 +82,6 @@ def plural(count: int, noun: str) -> str:
     return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
-
-
 def status_text(run: ProcessRecord, alive: bool, requests: list[Request]) -> str:
     """``running (pause requested)``: the stored status and what is about to change it."""
     if run.live and not alive:
@@ -94,25 +94,49 @@ def open_requests(client: VaultClient, run: ProcessRecord) -> list[Request]:
     return client.store.open_requests(run.run_id) if run.live else []
 
 
-PROCESS_COLUMNS = ("NAME", "KIND", "STATUS", "USER", "HOST", "PID", "STARTED",
-                   "LAST CHECKPOINT", "CHECKPOINTS")
+PROCESS_COLUMNS = (
+    "NAME",
+    "KIND",
+    "STATUS",
+    "USER",
+    "HOST",
+    "PID",
+    "STARTED",
+    "LAST CHECKPOINT",
+    "CHECKPOINTS",
+)
 
 
-def process_table(client: VaultClient, runs: Sequence[ProcessRecord], *,
-                  marked_run_id: str | None = None) -> str:
+def process_table(
+    client: VaultClient, runs: Sequence[ProcessRecord], *, marked_run_id: str | None = None
+) -> str:
     """The runs as an aligned table; the row of ``marked_run_id`` starts with ``*``."""
     at = time.time()
     rows = []
     for run in runs:
         status = status_text(run, client.is_alive(run), open_requests(client, run))
-        name = run.name if marked_run_id is None else (
-            ("* " if run.run_id == marked_run_id else "  ") + run.name
+        name = (
+            run.name
+            if marked_run_id is None
+            else (("* " if run.run_id == marked_run_id else "  ") + run.name)
         )
-        rows.append((name, run.kind, status, run.user_id, run.host, str(run.pid),
-                     ago(run.started_at, at), ago(run.last_checkpoint_at, at),
-                     str(run.checkpoint_count)))
-    headers = PROCESS_COLUMNS if marked_run_id is None else (
-        "  " + PROCESS_COLUMNS[0], *PROCESS_COLUMNS[1:]
+        rows.append(
+            (
+                name,
+                run.kind,
+                status,
+                run.user_id,
+                run.host,
+                str(run.pid),
+                ago(run.started_at, at),
+                ago(run.last_checkpoint_at, at),
+                str(run.checkpoint_count),
+            )
+        )
+    headers = (
+        PROCESS_COLUMNS
+        if marked_run_id is None
+        else ("  " + PROCESS_COLUMNS[0], *PROCESS_COLUMNS[1:])
     )
     numbers = {PROCESS_COLUMNS.index("PID"), PROCESS_COLUMNS.index("CHECKPOINTS")}
     return "\n".join(text_table(headers, rows, right=numbers))

@@ -53,8 +53,7 @@ def main_source() -> str:
     return f"# source not available: {' '.join(argv) or sys.executable}\n"
 
 
-def _formatted(exc_type: type[BaseException], exc: BaseException,
-               tb: TracebackType | None) -> str:
+def _formatted(exc_type: type[BaseException], exc: BaseException, tb: TracebackType | None) -> str:
     return "".join(traceback.format_exception(exc_type, exc, tb))
 
 
@@ -62,7 +61,10 @@ class ScriptRecorder:
     """Records one script run, from the Vault's creation to the interpreter's exit."""
 
     def __init__(
-        self, store: Store, run_id: str, faults: FaultReporter,
+        self,
+        store: Store,
+        run_id: str,
+        faults: FaultReporter,
         progress: Callable[[], tuple[int, float | None] | None] = lambda: None,
     ) -> None:
         self.store = store
@@ -109,11 +111,14 @@ class ScriptRecorder:
 
     # Hooks -----------------------------------------------------------------------------------
 
-    def _excepthook(self, exc_type: type[BaseException], exc: BaseException,
-                    tb: TracebackType | None) -> None:
+    def _excepthook(
+        self, exc_type: type[BaseException], exc: BaseException, tb: TracebackType | None
+    ) -> None:
         status = "interrupted" if issubclass(exc_type, KeyboardInterrupt) else "error"
         self.failure = Outcome(
-            status, error_type=exc_type.__name__, error_message=str(exc),
+            status,
+            error_type=exc_type.__name__,
+            error_message=str(exc),
             traceback=_formatted(exc_type, exc, tb),
         )
         self._previous_excepthook(exc_type, exc, tb)
@@ -144,9 +149,11 @@ class ScriptRecorder:
 
     def _sigterm(self, signum: int, frame: object) -> None:
         self._write_end(
-            Outcome("interrupted", error_type="SIGTERM",
-                    error_message="terminated by signal SIGTERM"),
-            "terminated", exit_status=128 + signum,
+            Outcome(
+                "interrupted", error_type="SIGTERM", error_message="terminated by signal SIGTERM"
+            ),
+            "terminated",
+            exit_status=128 + signum,
         )
         signal.signal(signum, signal.SIG_DFL)
         os.kill(os.getpid(), signum)
@@ -178,7 +185,8 @@ class ScriptRecorder:
         status = code if isinstance(code, int) else 1
         self._write_end(
             Outcome("error", error_type="SystemExit", error_message=f"exit status {code}"),
-            "failed", exit_status=status,
+            "failed",
+            exit_status=status,
         )
 
     def _write_end(self, outcome: Outcome, run_status: str, *, exit_status: int) -> None:

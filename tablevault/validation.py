@@ -66,8 +66,9 @@ def check_interval(value: object, what: str = "interval") -> float:
 def check_ids(values: object, what: str = "selected_timestamps") -> list[int]:
     """A list, tuple or set of integer ids (an iterator would be used up by the check)."""
     if not isinstance(values, list | tuple | set | frozenset):
-        raise InvalidInputError(f"{what} must be a list of integer ids, not "
-                                f"{type(values).__name__}")
+        raise InvalidInputError(
+            f"{what} must be a list of integer ids, not {type(values).__name__}"
+        )
     for value in values:
         if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= _MAX_ID:
             raise InvalidInputError(f"{what} must be a list of integer ids; {value!r} is not one")

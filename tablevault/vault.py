@@ -152,19 +152,25 @@ class Vault(VaultClient):
         if parent_process_name:
             check_name(parent_process_name, "parent_process_name")
         if parent_process_index is not None and (
-            isinstance(parent_process_index, bool) or not isinstance(parent_process_index, int)
+            isinstance(parent_process_index, bool)
+            or not isinstance(parent_process_index, int)
             or parent_process_index < 0
         ):
             raise InvalidInputError("parent_process_index must be a whole number, 0 or more")
         settings = _settings_with(
-            settings, arango_url=arango_url, arango_db=arango_db,
-            arango_username=arango_username, arango_password=arango_password,
+            settings,
+            arango_url=arango_url,
+            arango_db=arango_db,
+            arango_username=arango_username,
+            arango_password=arango_password,
         )
         if store is None and settings.arango_url and new_arango_db:
             from .store.arango import ArangoStore
 
             store = ArangoStore.from_settings(
-                settings, create_database=True, root_username=arango_root_username,
+                settings,
+                create_database=True,
+                root_username=arango_root_username,
                 root_password=arango_root_password,
             )
 
@@ -178,8 +184,9 @@ class Vault(VaultClient):
         self._registration = (explicit_name, parent_process_name, parent_process_index)
         self._next_registration_attempt: float | None = None
         try:
-            super().__init__(store if store is not None else open_store(settings),
-                             settings=settings)
+            super().__init__(
+                store if store is not None else open_store(settings), settings=settings
+            )
         except StoreError as exc:
             self.faults.failed("open the store", exc)
             self.settings, self.store = settings, _UnavailableStore(exc)
@@ -197,18 +204,26 @@ class Vault(VaultClient):
     def process_name(self) -> str | None:
         return self.run.name if self.run else None
 
-    def _register(self, explicit_name: str | None, parent_name: str,
-                  parent_index: int | None) -> None:
+    def _register(
+        self, explicit_name: str | None, parent_name: str, parent_index: int | None
+    ) -> None:
         identity = ProcessIdentity.current()
         # What this process inherited, put back when it closes, so that a later registration in
         # the same process does not take the closed one for its parent.
         self._inherited_parent_env = os.environ.get(PARENT_ENV)
         parent = self._resolve_parent(parent_name, parent_index)
         run = ProcessRecord(
-            run_id=uuid.uuid4().hex, name=explicit_name or self._default_name(),
-            user_id=self.user_id, kind=self.kind, host=identity.host, pid=identity.pid,
-            create_time=identity.create_time, started_at=now(), description=self.description,
-            parent_name=parent.get("name"), parent_index=parent.get("index"),
+            run_id=uuid.uuid4().hex,
+            name=explicit_name or self._default_name(),
+            user_id=self.user_id,
+            kind=self.kind,
+            host=identity.host,
+            pid=identity.pid,
+            create_time=identity.create_time,
+            started_at=now(),
+            description=self.description,
+            parent_name=parent.get("name"),
+            parent_index=parent.get("index"),
             parent_run_id=parent.get("run_id"),
         )
         try:
@@ -220,8 +235,11 @@ class Vault(VaultClient):
         self.requester = f"{self.user_id}@{identity.host} ({self.run.name})"
         self._start_recording()
         self._controller = Controller(
-            self.store, self.run.run_id, poll_interval=self.settings.poll_interval,
-            heartbeat_interval=self.settings.heartbeat_interval, faults=self.faults,
+            self.store,
+            self.run.run_id,
+            poll_interval=self.settings.poll_interval,
+            heartbeat_interval=self.settings.heartbeat_interval,
+            faults=self.faults,
             stop_exception=StopRequested if self.kind == "notebook" else ScriptStopped,
         )
         self._controller.start()
@@ -279,8 +297,11 @@ class Vault(VaultClient):
             parent = self.store.get_run(name=name)
         except StoreError:
             parent = None
-        return {"name": name, "index": index if index is not None else 0,
-                "run_id": parent.run_id if parent else None}
+        return {
+            "name": name,
+            "index": index if index is not None else 0,
+            "run_id": parent.run_id if parent else None,
+        }
 
     def _start_recording(self) -> None:
         assert self.run is not None
@@ -397,8 +418,11 @@ class Vault(VaultClient):
         if isinstance(recorder, ScriptRecorder):
             if stopped_by is not None:
                 # A notebook shows who stopped the cell; a script says it on its way out.
-                log.warning("tablevault: stopped at a checkpoint at the request of %s "
-                            "(exit status %d)", stopped_by, EXIT_STOPPED)
+                log.warning(
+                    "tablevault: stopped at a checkpoint at the request of %s (exit status %d)",
+                    stopped_by,
+                    EXIT_STOPPED,
+                )
             recorder.finish(stopped_by)
             recorder.uninstall()
             return

@@ -32,7 +32,7 @@ NEVER = 3600.0
 # Found in the source of every worker, for `tablevault search --code`.
 MARKER = f"cli-test-marker-{uuid.uuid4().hex[:8]}"
 
-WORKER_SOURCE = f'''\
+WORKER_SOURCE = f"""\
 # {MARKER}: loops over checkpoints, appending one record a step, until stopped.
 import sys
 import time
@@ -47,7 +47,7 @@ while True:
     vault.append_record("steps", {{"step": step, "worker": name}})
     step += 1
     time.sleep(pause_between)
-'''
+"""
 
 # `tablevault demo` with a stand-in demo module that prints the arguments it was given.
 FAKE_DEMO = """\
@@ -104,7 +104,9 @@ class Workers:
         with log.open("wb") as out:
             process = subprocess.Popen(
                 [sys.executable, str(self.script), name, str(pause_between)],
-                env=self.env, stdout=out, stderr=subprocess.STDOUT,
+                env=self.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
             )
         worker = Worker(name, process, log)
         self.started.append(worker)
@@ -127,15 +129,14 @@ class Workers:
 @pytest.fixture(scope="module")
 def env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     """The environment of every command and worker: a fresh store, quick polling."""
-    environment = {key: value for key, value in os.environ.items()
-                   if not key.startswith("TABLEVAULT_")}
+    environment = {
+        key: value for key, value in os.environ.items() if not key.startswith("TABLEVAULT_")
+    }
     environment.update(
         TABLEVAULT_HOME=str(tmp_path_factory.mktemp("home")),
         TABLEVAULT_POLL_INTERVAL="0.1",
         TABLEVAULT_HEARTBEAT_INTERVAL="0.2",
-        PYTHONPATH=os.pathsep.join(
-            filter(None, [str(REPO), os.environ.get("PYTHONPATH")])
-        ),
+        PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
     )
     return environment
 
@@ -146,16 +147,20 @@ def tv(env: dict[str, str]) -> RunCli:
 
     def run(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [sys.executable, "-m", "tablevault", *args], env=env, capture_output=True,
-            text=True, timeout=PATIENCE,
+            [sys.executable, "-m", "tablevault", *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=PATIENCE,
         )
 
     return run
 
 
 @pytest.fixture(scope="module")
-def workers(tmp_path_factory: pytest.TempPathFactory, env: dict[str, str], tv: RunCli
-            ) -> Iterator[Workers]:
+def workers(
+    tmp_path_factory: pytest.TempPathFactory, env: dict[str, str], tv: RunCli
+) -> Iterator[Workers]:
     started = Workers(tmp_path_factory.mktemp("workers"), env, tv)
     yield started
     started.close()
@@ -207,8 +212,7 @@ def wait_for_records(tv: RunCli, name: str, count: int) -> None:
 # Looking -------------------------------------------------------------------------------------
 
 
-def test_ps_lists_a_running_worker_in_aligned_columns(tv: RunCli, shared_worker: Worker
-                                                      ) -> None:
+def test_ps_lists_a_running_worker_in_aligned_columns(tv: RunCli, shared_worker: Worker) -> None:
     # Given a worker looping over checkpoints
 
     # When a person lists the processes
@@ -218,8 +222,16 @@ def test_ps_lists_a_running_worker_in_aligned_columns(tv: RunCli, shared_worker:
     assert listed.returncode == 0, listed.stderr
     header = listed.stdout.splitlines()[0]
     assert header.split("  ")[0] == "NAME"
-    for column in ("KIND", "STATUS", "USER", "HOST", "PID", "STARTED", "LAST CHECKPOINT",
-                   "CHECKPOINTS"):
+    for column in (
+        "KIND",
+        "STATUS",
+        "USER",
+        "HOST",
+        "PID",
+        "STARTED",
+        "LAST CHECKPOINT",
+        "CHECKPOINTS",
+    ):
         assert column in header
     row = ps_row(tv, shared_worker.name)
     assert row.split()[1:3] == ["script", "running"]
@@ -259,8 +271,9 @@ def test_show_describes_the_worker_and_its_code(tv: RunCli, shared_worker: Worke
     assert "requests: none" in lines
 
 
-def test_show_json_holds_the_process_its_code_and_requests(tv: RunCli, shared_worker: Worker
-                                                           ) -> None:
+def test_show_json_holds_the_process_its_code_and_requests(
+    tv: RunCli, shared_worker: Worker
+) -> None:
     # Given a running worker
 
     # When a script shows it as JSON
@@ -301,8 +314,7 @@ def test_search_without_a_match_says_so(tv: RunCli, shared_worker: Worker) -> No
     assert found.stdout == "no process matches\n"
 
 
-def test_records_json_holds_what_the_worker_appended(tv: RunCli, shared_worker: Worker
-                                                     ) -> None:
+def test_records_json_holds_what_the_worker_appended(tv: RunCli, shared_worker: Worker) -> None:
     # Given a worker that has appended a few steps
     wait_for_records(tv, shared_worker.name, 3)
 
@@ -463,15 +475,25 @@ def test_an_unknown_name_exits_1_with_one_line(tv: RunCli, command: str) -> None
     assert result.stderr == f"tablevault: no process named '{name}' is registered\n"
 
 
-@pytest.mark.parametrize("args", [
-    [],
-    ["frobnicate"],
-    ["ps", "--bogus"],
-    ["show"],
-    ["cleanup", "--interval", "-1"],
-    ["show", "x", "--limit", "0"],
-], ids=["no-command", "unknown-command", "unknown-option", "missing-name", "negative-interval",
-        "zero-limit"])
+@pytest.mark.parametrize(
+    "args",
+    [
+        [],
+        ["frobnicate"],
+        ["ps", "--bogus"],
+        ["show"],
+        ["cleanup", "--interval", "-1"],
+        ["show", "x", "--limit", "0"],
+    ],
+    ids=[
+        "no-command",
+        "unknown-command",
+        "unknown-option",
+        "missing-name",
+        "negative-interval",
+        "zero-limit",
+    ],
+)
 def test_bad_usage_exits_2_with_one_line(tv: RunCli, args: list[str]) -> None:
     # Given a command line tablevault cannot parse
 
@@ -494,8 +516,11 @@ def test_demo_is_handed_its_own_arguments(env: dict[str, str]) -> None:
 
     # When `tablevault demo` runs with options of the demo's own
     result = subprocess.run(
-        [sys.executable, "-c", FAKE_DEMO, "demo", "--timeout", "5", "--help"], env=env,
-        capture_output=True, text=True, timeout=PATIENCE,
+        [sys.executable, "-c", FAKE_DEMO, "demo", "--timeout", "5", "--help"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=PATIENCE,
     )
 
     # Then the demo gets them untouched, and its exit status is the command's

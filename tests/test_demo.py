@@ -13,16 +13,19 @@ import pytest
 @pytest.fixture(scope="module")
 def demo_run(tmp_path_factory: pytest.TempPathFactory) -> subprocess.CompletedProcess[str]:
     home = tmp_path_factory.mktemp("demo-store")
-    env = {key: value for key, value in os.environ.items()
-           if not key.startswith("TABLEVAULT_")}
+    env = {key: value for key, value in os.environ.items() if not key.startswith("TABLEVAULT_")}
     return subprocess.run(
         [sys.executable, "-m", "tablevault", "demo", "--home", str(home)],
-        env=env, capture_output=True, text=True, timeout=600,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
 
 
-def test_the_demo_reports_every_step_and_succeeds(demo_run: subprocess.CompletedProcess[str]
-                                                  ) -> None:
+def test_the_demo_reports_every_step_and_succeeds(
+    demo_run: subprocess.CompletedProcess[str],
+) -> None:
     # Given the demo run on the embedded store
     output = demo_run.stdout
     # Then it exited 0 and its timeline shows each step of the story
@@ -47,12 +50,24 @@ def test_the_demo_reports_every_step_and_succeeds(demo_run: subprocess.Completed
 
 def test_the_demo_fails_loudly_when_a_step_cannot_happen(tmp_path: Path) -> None:
     # Given a demo whose training can never reach its target accuracy in time
-    env = {key: value for key, value in os.environ.items()
-           if not key.startswith("TABLEVAULT_")}
+    env = {key: value for key, value in os.environ.items() if not key.startswith("TABLEVAULT_")}
     run = subprocess.run(
-        [sys.executable, "-m", "tablevault", "demo", "--home", str(tmp_path),
-         "--target-accuracy", "1.01", "--timeout", "20"],
-        env=env, capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "tablevault",
+            "demo",
+            "--home",
+            str(tmp_path),
+            "--target-accuracy",
+            "1.01",
+            "--timeout",
+            "20",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     # Then it exits non-zero and names the step that did not happen
     assert run.returncode == 1

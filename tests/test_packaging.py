@@ -23,16 +23,18 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> zipfile.ZipFile:
     out = tmp_path_factory.mktemp("wheel")
     subprocess.run(
         [sys.executable, "-m", "pip", "wheel", str(ROOT), "--no-deps", "-w", str(out), "-q"],
-        check=True, timeout=900,
+        check=True,
+        timeout=900,
     )
     (built,) = out.glob("tablevault-*.whl")
     return zipfile.ZipFile(built)
 
 
 def data_files(wheel: zipfile.ZipFile) -> dict[str, str]:
-    prefix = next(name.split("/data/")[0] + "/data/" for name in wheel.namelist()
-                  if "/data/" in name)
-    return {name[len(prefix):]: name for name in wheel.namelist() if name.startswith(prefix)}
+    prefix = next(
+        name.split("/data/")[0] + "/data/" for name in wheel.namelist() if "/data/" in name
+    )
+    return {name[len(prefix) :]: name for name in wheel.namelist() if name.startswith(prefix)}
 
 
 def test_the_wheel_ships_the_prebuilt_panel(wheel: zipfile.ZipFile) -> None:
@@ -55,6 +57,10 @@ def test_the_wheel_enables_the_server_extension(wheel: zipfile.ZipFile) -> None:
 
 def test_the_wheel_carries_the_examples_the_demo_runs(wheel: zipfile.ZipFile) -> None:
     files = data_files(wheel)
-    for example in ("train_digits.ipynb", "ingest_breast_cancer.py",
-                    "hyperparameter_search.py", "train_one.py"):
+    for example in (
+        "train_digits.ipynb",
+        "ingest_breast_cancer.py",
+        "hyperparameter_search.py",
+        "train_one.py",
+    ):
         assert f"share/tablevault/examples/{example}" in files

@@ -31,8 +31,7 @@ def load(ipython: Any) -> None:
         vault = Vault()
     except Exception as exc:
         # The magics still work without a registration, e.g. to control other processes.
-        log.warning("tablevault could not register this kernel (%s); cells are not recorded",
-                    exc)
+        log.warning("tablevault could not register this kernel (%s); cells are not recorded", exc)
         log.debug("tablevault: registration failed", exc_info=True)
     else:
         # A `vault` left by an earlier %unload_ext is closed: replace it, not a user's own.

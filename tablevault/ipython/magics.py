@@ -62,8 +62,11 @@ class TableVaultMagics(Magics):
     # Requests ------------------------------------------------------------------------------
 
     @magic_arguments()
-    @argument("name", metavar="NAME",
-              help="the process to stop, as %%tv_ps lists it (quote a name with spaces)")
+    @argument(
+        "name",
+        metavar="NAME",
+        help="the process to stop, as %%tv_ps lists it (quote a name with spaces)",
+    )
     @line_magic
     def tv_stop(self, line: str) -> None:
         """Ask a process to stop at its next checkpoint.
@@ -74,8 +77,11 @@ class TableVaultMagics(Magics):
         self._request("stop", args.name)
 
     @magic_arguments()
-    @argument("name", metavar="NAME",
-              help="the process to pause, as %%tv_ps lists it (quote a name with spaces)")
+    @argument(
+        "name",
+        metavar="NAME",
+        help="the process to pause, as %%tv_ps lists it (quote a name with spaces)",
+    )
     @line_magic
     def tv_pause(self, line: str) -> None:
         """Ask a process to pause at its next checkpoint, until %tv_resume or %tv_stop."""
@@ -83,8 +89,11 @@ class TableVaultMagics(Magics):
         self._request("pause", args.name)
 
     @magic_arguments()
-    @argument("name", metavar="NAME",
-              help="the process to resume, as %%tv_ps lists it (quote a name with spaces)")
+    @argument(
+        "name",
+        metavar="NAME",
+        help="the process to resume, as %%tv_ps lists it (quote a name with spaces)",
+    )
     @line_magic
     def tv_resume(self, line: str) -> None:
         """Let a paused process go on (or withdraw a pause it has not reached yet)."""
@@ -93,8 +102,11 @@ class TableVaultMagics(Magics):
 
     def _request(self, action: str, name: str) -> None:
         client = self._requester()
-        send = {"stop": client.stop_execution, "pause": client.pause_execution,
-                "resume": client.resume_execution}[action]
+        send = {
+            "stop": client.stop_execution,
+            "pause": client.pause_execution,
+            "resume": client.resume_execution,
+        }[action]
         request = _usage(send, name)
         print(f"{action} of {request.target_name!r}: request {request.id}, {request.state}")
 
@@ -131,8 +143,9 @@ class TableVaultMagics(Magics):
         The same as ``Vault(process_name=NAME, user_id=USER, description=DESCRIPTION)``.
         """
         args = _parse(self.tv_init, line)
-        vault = _usage(Vault, user_id=args.user, process_name=args.name,
-                       description=args.description)
+        vault = _usage(
+            Vault, user_id=args.user, process_name=args.name, description=args.description
+        )
         if vault.run is None:
             raise UsageError("the store is unavailable; this kernel runs unregistered")
         print(f"this kernel is {vault.process_name!r}, for user {vault.user_id!r}")

@@ -128,8 +128,12 @@ def _failure(exc: BaseException, duration: float, *, ran: bool = True) -> Outcom
     else:
         status = "error"
     return Outcome(
-        status, duration=duration, error_type=type(exc).__name__, error_message=str(exc),
-        traceback=_traceback_text(exc, ran=ran), exit_code=_exit_code_of(exc),
+        status,
+        duration=duration,
+        error_type=type(exc).__name__,
+        error_message=str(exc),
+        traceback=_traceback_text(exc, ran=ran),
+        exit_code=_exit_code_of(exc),
     )
 
 
@@ -139,8 +143,13 @@ def _last_shown() -> BaseException | None:
     return sys.__dict__.get("last_value")
 
 
-def _show_stop(shell: Any, etype: type[BaseException], value: BaseException,
-               tb: TracebackType | None, tb_offset: int | None = None) -> None:
+def _show_stop(
+    shell: Any,
+    etype: type[BaseException],
+    value: BaseException,
+    tb: TracebackType | None,
+    tb_offset: int | None = None,
+) -> None:
     """IPython's custom-exception handler for a stop: one line, no traceback."""
     shell._showtraceback(etype, value, [f"{etype.__name__}: {value}"])
 
@@ -212,8 +221,10 @@ class CellRecorder:
         """Stop recording: remove the hooks and store what is still queued."""
         if self._hooked:
             self._hooked = False
-            for event, callback in (("pre_run_cell", self._pre_run_cell),
-                                    ("post_run_cell", self._post_run_cell)):
+            for event, callback in (
+                ("pre_run_cell", self._pre_run_cell),
+                ("post_run_cell", self._post_run_cell),
+            ):
                 try:
                     self._shell.events.unregister(event, callback)
                 except ValueError:
@@ -228,9 +239,7 @@ class CellRecorder:
             self._queue.put(None)
             self._writer.join(_DRAIN_TIMEOUT)
             if self._writer.is_alive():
-                log.warning(
-                    "tablevault: the store is slow; the last cell records may not be saved"
-                )
+                log.warning("tablevault: the store is slow; the last cell records may not be saved")
 
     def _install_stop_handler(self) -> None:
         if self._shell.custom_exceptions:
@@ -268,9 +277,14 @@ class CellRecorder:
         if not source or source.isspace():
             return
         cell = _Cell(
-            index=self._sequence + self._offset, sequence=self._sequence, source=source,
-            execution_count=execution_count, cell_id=getattr(info, "cell_id", None),
-            started_at=started_at, clock=time.perf_counter(), info=info,
+            index=self._sequence + self._offset,
+            sequence=self._sequence,
+            source=source,
+            execution_count=execution_count,
+            cell_id=getattr(info, "cell_id", None),
+            started_at=started_at,
+            clock=time.perf_counter(),
+            info=info,
             shown_before=_last_shown(),
         )
         self._sequence += 1
@@ -309,8 +323,12 @@ class CellRecorder:
         if result is None:
             exc = sys.exc_info()[1]
             if exc is None:
-                return Outcome("error", duration, error_type="unknown",
-                               error_message="IPython gave no result for this cell")
+                return Outcome(
+                    "error",
+                    duration,
+                    error_type="unknown",
+                    error_message="IPython gave no result for this cell",
+                )
         elif result.error_before_exec is not None:
             return _failure(result.error_before_exec, duration, ran=False)
         else:
@@ -368,8 +386,12 @@ class CellRecorder:
     def _store_start(self, cell: _Cell) -> None:
         with self._faults.guard("record a cell"):
             item = self._store.start_code_item(
-                self._run_id, "cell", cell.source, execution_count=cell.execution_count,
-                cell_id=cell.cell_id, started_at=cell.started_at,
+                self._run_id,
+                "cell",
+                cell.source,
+                execution_count=cell.execution_count,
+                cell_id=cell.cell_id,
+                started_at=cell.started_at,
             )
             cell.item_id = item.id
             if item.index != cell.index:
@@ -386,8 +408,12 @@ class CellRecorder:
     def _failed_internally(self, what: str) -> None:
         self._own_failures += 1
         if self._own_failures == 1:
-            log.warning("tablevault could not %s (%s); your cells are not affected, but "
-                        "some may go unrecorded", what, sys.exc_info()[1])
+            log.warning(
+                "tablevault could not %s (%s); your cells are not affected, but "
+                "some may go unrecorded",
+                what,
+                sys.exc_info()[1],
+            )
         log.debug("tablevault could not %s", what, exc_info=True)
 
 

@@ -52,5 +52,6 @@ def _load_jupyter_server_extension(serverapp: Any) -> None:
         # The routes answer 503 and try again on each call until the store opens.
         serverapp.log.warning(
             "tablevault | cannot open the store (%s): %s; retrying on each API call",
-            service.describe_store(), exc,
+            service.describe_store(),
+            exc,
         )

@@ -107,9 +107,7 @@ class ProcessListHandler(TableVaultHandler):
         if flag not in _FLAGS:
             raise HTTPError(400, "%s", f"all must be 0, 1, true or false, not {flag!r}")
 
-        processes = await self.store_call(
-            self.service.list_processes, include_ended=_FLAGS[flag]
-        )
+        processes = await self.store_call(self.service.list_processes, include_ended=_FLAGS[flag])
         self.reply({"processes": processes})
 
 

@@ -34,16 +34,48 @@ DETAIL_CODE_ITEMS = 50
 DETAIL_REQUESTS = 20
 
 _PROCESS_FIELDS = (
-    "name", "run_id", "kind", "user_id", "host", "pid", "status", "description",
-    "parent_name", "parent_index", "started_at", "ended_at", "heartbeat_at",
-    "last_checkpoint_at", "checkpoint_count", "exit_status", "stopped_by",
+    "name",
+    "run_id",
+    "kind",
+    "user_id",
+    "host",
+    "pid",
+    "status",
+    "description",
+    "parent_name",
+    "parent_index",
+    "started_at",
+    "ended_at",
+    "heartbeat_at",
+    "last_checkpoint_at",
+    "checkpoint_count",
+    "exit_status",
+    "stopped_by",
 )
 _CODE_ITEM_FIELDS = (
-    "id", "index", "kind", "source", "status", "execution_count", "cell_id", "started_at",
-    "duration", "error_type", "error_message", "traceback", "exit_code",
+    "id",
+    "index",
+    "kind",
+    "source",
+    "status",
+    "execution_count",
+    "cell_id",
+    "started_at",
+    "duration",
+    "error_type",
+    "error_message",
+    "traceback",
+    "exit_code",
 )
 _REQUEST_FIELDS = (
-    "id", "run_id", "target_name", "action", "state", "requester", "created_at", "updated_at",
+    "id",
+    "run_id",
+    "target_name",
+    "action",
+    "state",
+    "requester",
+    "created_at",
+    "updated_at",
 )
 
 
@@ -109,8 +141,9 @@ class ProcessService:
     caller as a :class:`~tablevault.errors.StoreError`.
     """
 
-    def __init__(self, settings: TableVaultSettings, *, log: logging.Logger,
-                 requester: str | None = None) -> None:
+    def __init__(
+        self, settings: TableVaultSettings, *, log: logging.Logger, requester: str | None = None
+    ) -> None:
         self.settings = settings
         self.log = log
         self.requester = requester or f"{current_user()}@{host_name()} (jupyter-server)"
@@ -126,8 +159,7 @@ class ProcessService:
         with self._client_lock:
             if self._client is None:
                 store = open_store(self.settings)
-                self._client = VaultClient(store, requester=self.requester,
-                                           settings=self.settings)
+                self._client = VaultClient(store, requester=self.requester, settings=self.settings)
                 self.log.info("tablevault | store opened: %s", self.describe_store())
             return self._client
 
@@ -139,9 +171,7 @@ class ProcessService:
     async def run(self, call: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run a blocking call on the store threads; the event loop goes on meanwhile."""
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(
-            self._executor, functools.partial(call, *args, **kwargs)
-        )
+        return await loop.run_in_executor(self._executor, functools.partial(call, *args, **kwargs))
 
     def close(self) -> None:
         """Stop taking calls and close the store (calls already running finish first)."""

@@ -71,11 +71,17 @@ _INDEXES: dict[str, list[list[str]]] = {
 
 _DRIVER_ERRORS = (ArangoError, RequestException, ConnectionError)
 # Server error numbers that mean the store cannot be used at all, rather than one failed call.
-_UNAVAILABLE = frozenset({
-    errno.FORBIDDEN, errno.HTTP_UNAUTHORIZED, errno.HTTP_FORBIDDEN,
-    errno.HTTP_SERVICE_UNAVAILABLE, errno.SHUTTING_DOWN, errno.DATABASE_NOT_FOUND,
-    errno.CLUSTER_CONNECTION_LOST,
-})
+_UNAVAILABLE = frozenset(
+    {
+        errno.FORBIDDEN,
+        errno.HTTP_UNAUTHORIZED,
+        errno.HTTP_FORBIDDEN,
+        errno.HTTP_SERVICE_UNAVAILABLE,
+        errno.SHUTTING_DOWN,
+        errno.DATABASE_NOT_FOUND,
+        errno.CLUSTER_CONNECTION_LOST,
+    }
+)
 # What creating a collection or index that another process has just created answers.
 _ALREADY_THERE = frozenset({errno.DUPLICATE_NAME, errno.DUPLICATE_IDENTIFIER})
 # Error numbers of a change that lost a race and may succeed when tried again.
@@ -152,9 +158,7 @@ def _request(doc: dict[str, Any]) -> Request:
 def _code_item(doc: dict[str, Any]) -> CodeItem:
     values = {name: doc.get(name) for name in _CODE_FIELDS}
     values["id"] = int(values["id"])
-    return CodeItem(
-        index=doc["idx"], thread_errors=list(doc.get("thread_errors") or []), **values
-    )
+    return CodeItem(index=doc["idx"], thread_errors=list(doc.get("thread_errors") or []), **values)
 
 
 def _owner_gone(variable: str) -> str:
@@ -175,7 +179,10 @@ class ArangoStore(Store):
     """A :class:`Store` in one ArangoDB database."""
 
     def __init__(
-        self, db: StandardDatabase, *, stale_after: float = 30.0,
+        self,
+        db: StandardDatabase,
+        *,
+        stale_after: float = 30.0,
         client: ArangoClient | None = None,
     ) -> None:
         super().__init__(stale_after)
@@ -185,8 +192,12 @@ class ArangoStore(Store):
 
     @classmethod
     def from_settings(
-        cls, settings: TableVaultSettings, *, create_database: bool = True,
-        root_username: str | None = None, root_password: str | None = None,
+        cls,
+        settings: TableVaultSettings,
+        *,
+        create_database: bool = True,
+        root_username: str | None = None,
+        root_password: str | None = None,
     ) -> ArangoStore:
         """Connect to ``settings.arango_db`` on ``settings.arango_url``.
 
@@ -197,7 +208,8 @@ class ArangoStore(Store):
         client = ArangoClient(hosts=settings.arango_url)
         try:
             db = client.db(
-                settings.arango_db, username=settings.arango_username,
+                settings.arango_db,
+                username=settings.arango_username,
                 password=settings.arango_password,
             )
             if not cls._database_exists(db, settings):
@@ -226,7 +238,9 @@ class ArangoStore(Store):
 
     @staticmethod
     def _create_database(
-        client: ArangoClient, settings: TableVaultSettings, root_username: str | None,
+        client: ArangoClient,
+        settings: TableVaultSettings,
+        root_username: str | None,
         root_password: str | None,
     ) -> None:
         name = settings.arango_db
@@ -264,9 +278,13 @@ class ArangoStore(Store):
                 if index_name in indexes:
                     continue
                 try:
-                    collection.add_index({
-                        "type": "persistent", "fields": index_fields, "name": index_name,
-                    })
+                    collection.add_index(
+                        {
+                            "type": "persistent",
+                            "fields": index_fields,
+                            "name": index_name,
+                        }
+                    )
                 except ArangoServerError as exc:
                     if exc.error_code not in _ALREADY_THERE:
                         raise
@@ -278,7 +296,11 @@ class ArangoStore(Store):
     # Transactions ---------------------------------------------------------------------------
 
     def _transaction(
-        self, what: str, body: Callable[[Database], T], *, exclusive: Sequence[str],
+        self,
+        what: str,
+        body: Callable[[Database], T],
+        *,
+        exclusive: Sequence[str],
         read: Sequence[str] = (),
     ) -> T:
         """Run ``body`` in one stream transaction, committed when it returns."""
@@ -292,8 +314,9 @@ class ArangoStore(Store):
                     txn.abort_transaction()
                 except _DRIVER_ERRORS as exc:
                     # The server aborts it by itself once its idle timeout passes.
-                    logger.warning("cannot abort ArangoDB transaction %s: %s",
-                                   txn.transaction_id, exc)
+                    logger.warning(
+                        "cannot abort ArangoDB transaction %s: %s", txn.transaction_id, exc
+                    )
                 raise
             txn.commit_transaction()
             return result
@@ -307,29 +330,41 @@ class ArangoStore(Store):
         The caller holds ``collection`` exclusively, so nobody takes the same id meanwhile.
         """
         newest = _one(
-            db, "FOR d IN @@collection SORT d.id DESC LIMIT 1 RETURN d.id",
+            db,
+            "FOR d IN @@collection SORT d.id DESC LIMIT 1 RETURN d.id",
             **{"@collection": collection},
         )
         return max(int(now() * 1_000_000), int(newest or 0) + 1)
 
     @staticmethod
     def _insert(db: Database, collection: str, document: dict[str, Any]) -> None:
-        _rows(db, "INSERT @document INTO @@collection",
-              document=document, **{"@collection": collection})
+        _rows(
+            db,
+            "INSERT @document INTO @@collection",
+            document=document,
+            **{"@collection": collection},
+        )
 
     # Runs ------------------------------------------------------------------------------------
 
     @staticmethod
     def _live_run(db: Database, name: str) -> ProcessRecord | None:
         doc = _one(
-            db, "FOR r IN runs FILTER r.name == @name AND r.ended_at == null LIMIT 1 RETURN r",
+            db,
+            "FOR r IN runs FILTER r.name == @name AND r.ended_at == null LIMIT 1 RETURN r",
             name=name,
         )
         return _run(doc) if doc else None
 
     @staticmethod
-    def _finalise(db: Database, run_id: str, status: str, *, exit_status: int | None = None,
-                  stopped_by: str | None = None) -> tuple[int, int]:
+    def _finalise(
+        db: Database,
+        run_id: str,
+        status: str,
+        *,
+        exit_status: int | None = None,
+        stopped_by: str | None = None,
+    ) -> tuple[int, int]:
         """End a run; returns how many of its code items were lost and requests expired."""
         at = now()
         _rows(
@@ -338,7 +373,10 @@ class ArangoStore(Store):
             "UPDATE r WITH {status: @status, ended_at: @at, "
             "exit_status: @exit_status == null ? r.exit_status : @exit_status, "
             "stopped_by: @stopped_by == null ? r.stopped_by : @stopped_by} IN runs",
-            run_id=run_id, status=status, at=at, exit_status=exit_status,
+            run_id=run_id,
+            status=status,
+            at=at,
+            exit_status=exit_status,
             stopped_by=stopped_by,
         )
         expired = _one(
@@ -346,7 +384,9 @@ class ArangoStore(Store):
             "LET changed = (FOR q IN requests FILTER q.run_id == @run_id AND q.state IN @open "
             "UPDATE q WITH {state: 'expired', updated_at: @at} IN requests RETURN 1) "
             "RETURN LENGTH(changed)",
-            run_id=run_id, open=_OPEN, at=at,
+            run_id=run_id,
+            open=_OPEN,
+            at=at,
         )
         lost = _one(
             db,
@@ -374,12 +414,17 @@ class ArangoStore(Store):
             return run
 
         return self._transaction(
-            f"register process {run.name!r}", body,
+            f"register process {run.name!r}",
+            body,
             exclusive=["runs", "requests", "code_items"],
         )
 
     def rename_run(
-        self, run_id: str, name: str, *, user_id: str | None = None,
+        self,
+        run_id: str,
+        name: str,
+        *,
+        user_id: str | None = None,
         description: str | None = None,
     ) -> ProcessRecord:
         def body(db: Database) -> ProcessRecord:
@@ -392,41 +437,68 @@ class ArangoStore(Store):
                 "user_id: @user_id == null ? r.user_id : @user_id, "
                 "description: @description == null ? r.description : @description} "
                 "IN runs RETURN NEW",
-                run_id=run_id, name=name, user_id=user_id, description=description,
+                run_id=run_id,
+                name=name,
+                user_id=user_id,
+                description=description,
             )
-            _rows(db, "FOR q IN requests FILTER q.run_id == @run_id "
-                      "UPDATE q WITH {target_name: @name} IN requests",
-                  run_id=run_id, name=name)
-            _rows(db, "FOR r IN runs FILTER r.parent_run_id == @run_id "
-                      "UPDATE r WITH {parent_name: @name} IN runs",
-                  run_id=run_id, name=name)
+            _rows(
+                db,
+                "FOR q IN requests FILTER q.run_id == @run_id "
+                "UPDATE q WITH {target_name: @name} IN requests",
+                run_id=run_id,
+                name=name,
+            )
+            _rows(
+                db,
+                "FOR r IN runs FILTER r.parent_run_id == @run_id "
+                "UPDATE r WITH {parent_name: @name} IN runs",
+                run_id=run_id,
+                name=name,
+            )
             return _run(doc)
 
         return self._transaction(
-            f"rename a process to {name!r}", body,
+            f"rename a process to {name!r}",
+            body,
             exclusive=["runs", "requests", "code_items"],
         )
 
-    def heartbeat(self, run_id: str, checkpoint_count: int, last_checkpoint_at: float | None
-                  ) -> None:
-        _call("record a heartbeat", lambda: _rows(
-            self._db,
-            "FOR r IN runs FILTER r._key == @run_id UPDATE r WITH {heartbeat_at: @at, "
-            "checkpoint_count: @count, "
-            "last_checkpoint_at: @last == null ? r.last_checkpoint_at : @last} IN runs",
-            run_id=run_id, at=now(), count=checkpoint_count, last=last_checkpoint_at,
-        ))
+    def heartbeat(
+        self, run_id: str, checkpoint_count: int, last_checkpoint_at: float | None
+    ) -> None:
+        _call(
+            "record a heartbeat",
+            lambda: _rows(
+                self._db,
+                "FOR r IN runs FILTER r._key == @run_id UPDATE r WITH {heartbeat_at: @at, "
+                "checkpoint_count: @count, "
+                "last_checkpoint_at: @last == null ? r.last_checkpoint_at : @last} IN runs",
+                run_id=run_id,
+                at=now(),
+                count=checkpoint_count,
+                last=last_checkpoint_at,
+            ),
+        )
 
     def set_run_status(self, run_id: str, status: str) -> None:
-        _call(f"mark a process {status}", lambda: _rows(
-            self._db,
-            "FOR r IN runs FILTER r._key == @run_id AND r.ended_at == null "
-            "UPDATE r WITH {status: @status} IN runs",
-            run_id=run_id, status=status,
-        ))
+        _call(
+            f"mark a process {status}",
+            lambda: _rows(
+                self._db,
+                "FOR r IN runs FILTER r._key == @run_id AND r.ended_at == null "
+                "UPDATE r WITH {status: @status} IN runs",
+                run_id=run_id,
+                status=status,
+            ),
+        )
 
     def end_run(
-        self, run_id: str, status: str, *, exit_status: int | None = None,
+        self,
+        run_id: str,
+        status: str,
+        *,
+        exit_status: int | None = None,
         stopped_by: str | None = None,
     ) -> None:
         self._transaction(
@@ -437,8 +509,9 @@ class ArangoStore(Store):
             exclusive=["runs", "requests", "code_items"],
         )
 
-    def get_run(self, *, name: str | None = None, run_id: str | None = None
-                ) -> ProcessRecord | None:
+    def get_run(
+        self, *, name: str | None = None, run_id: str | None = None
+    ) -> ProcessRecord | None:
         if run_id is not None:
             query, bind = "FOR r IN runs FILTER r._key == @run_id RETURN r", {"run_id": run_id}
         elif name is not None:
@@ -454,65 +527,101 @@ class ArangoStore(Store):
 
     def list_runs(self, *, live_only: bool = True) -> list[ProcessRecord]:
         where = "FILTER r.ended_at == null" if live_only else ""
-        docs = _call("list processes", lambda: _rows(
-            self._db, f"FOR r IN runs {where} SORT r.started_at DESC RETURN r"
-        ))
+        docs = _call(
+            "list processes",
+            lambda: _rows(self._db, f"FOR r IN runs {where} SORT r.started_at DESC RETURN r"),
+        )
         return [_run(doc) for doc in docs]
 
     # Code ------------------------------------------------------------------------------------
 
     def start_code_item(
-        self, run_id: str, kind: str, source: str, *, execution_count: int | None = None,
-        cell_id: str | None = None, started_at: float | None = None,
+        self,
+        run_id: str,
+        kind: str,
+        source: str,
+        *,
+        execution_count: int | None = None,
+        cell_id: str | None = None,
+        started_at: float | None = None,
     ) -> CodeItem:
         def body(db: Database) -> CodeItem:
             newest = _one(
-                db, "FOR c IN code_items FILTER c.run_id == @run_id "
-                    "SORT c.idx DESC LIMIT 1 RETURN c.idx",
+                db,
+                "FOR c IN code_items FILTER c.run_id == @run_id "
+                "SORT c.idx DESC LIMIT 1 RETURN c.idx",
                 run_id=run_id,
             )
             item = CodeItem(
-                id=self._next_id(db, "code_items"), run_id=run_id,
-                index=0 if newest is None else newest + 1, kind=kind, source=source,
-                started_at=started_at or now(), execution_count=execution_count,
+                id=self._next_id(db, "code_items"),
+                run_id=run_id,
+                index=0 if newest is None else newest + 1,
+                kind=kind,
+                source=source,
+                started_at=started_at or now(),
+                execution_count=execution_count,
                 cell_id=cell_id,
             )
             document = {name: getattr(item, name) for name in _CODE_FIELDS}
-            self._insert(db, "code_items", {
-                **document, "_key": str(item.id), "idx": item.index, "search_text": source,
-            })
+            self._insert(
+                db,
+                "code_items",
+                {
+                    **document,
+                    "_key": str(item.id),
+                    "idx": item.index,
+                    "search_text": source,
+                },
+            )
             return item
 
         return self._transaction("record code", body, exclusive=["code_items"])
 
     def finish_code_item(self, item_id: int, outcome: Outcome) -> None:
-        _call("record a code outcome", lambda: _rows(
-            self._db,
-            "FOR c IN code_items FILTER c._key == @key UPDATE c WITH {status: @status, "
-            "duration: @duration, error_type: @error_type, error_message: @error_message, "
-            "traceback: @traceback, exit_code: @exit_code, search_text: @error == null "
-            "? c.search_text : CONCAT(c.search_text, '\\n', @error)} IN code_items",
-            key=str(item_id), status=outcome.status, duration=outcome.duration,
-            error_type=outcome.error_type, error_message=outcome.error_message,
-            traceback=outcome.traceback, exit_code=outcome.exit_code,
-            error=_error_text(outcome.error_type, outcome.error_message),
-        ))
+        _call(
+            "record a code outcome",
+            lambda: _rows(
+                self._db,
+                "FOR c IN code_items FILTER c._key == @key UPDATE c WITH {status: @status, "
+                "duration: @duration, error_type: @error_type, error_message: @error_message, "
+                "traceback: @traceback, exit_code: @exit_code, search_text: @error == null "
+                "? c.search_text : CONCAT(c.search_text, '\\n', @error)} IN code_items",
+                key=str(item_id),
+                status=outcome.status,
+                duration=outcome.duration,
+                error_type=outcome.error_type,
+                error_message=outcome.error_message,
+                traceback=outcome.traceback,
+                exit_code=outcome.exit_code,
+                error=_error_text(outcome.error_type, outcome.error_message),
+            ),
+        )
 
     def add_thread_error(
         self, item_id: int, thread_name: str, error_type: str, message: str, traceback: str
     ) -> None:
         def body(db: Database) -> None:
             error_id = self._next_id(db, "thread_errors")
-            self._insert(db, "thread_errors", {
-                "_key": str(error_id), "id": error_id, "code_item_id": item_id,
-                "thread_name": thread_name, "error_type": error_type, "error_message": message,
-                "traceback": traceback, "at": now(),
-            })
+            self._insert(
+                db,
+                "thread_errors",
+                {
+                    "_key": str(error_id),
+                    "id": error_id,
+                    "code_item_id": item_id,
+                    "thread_name": thread_name,
+                    "error_type": error_type,
+                    "error_message": message,
+                    "traceback": traceback,
+                    "at": now(),
+                },
+            )
             _rows(
                 db,
                 "FOR c IN code_items FILTER c._key == @key UPDATE c WITH "
                 "{search_text: CONCAT(c.search_text, '\\n', @error)} IN code_items",
-                key=str(item_id), error=_error_text(error_type, message),
+                key=str(item_id),
+                error=_error_text(error_type, message),
             )
 
         self._transaction(
@@ -524,23 +633,31 @@ class ArangoStore(Store):
         bind: dict[str, Any] = {"run_id": run_id, "fields": _THREAD_ERROR_FIELDS}
         if limit is not None:
             bind["limit"] = limit
-        docs = _call("read recorded code", lambda: _rows(
-            self._db,
-            f"FOR c IN code_items FILTER c.run_id == @run_id SORT c.idx DESC {limit_clause} "
-            "LET errors = (FOR e IN thread_errors FILTER e.code_item_id == c.id SORT e.id "
-            "RETURN KEEP(e, @fields)) "
-            "RETURN MERGE(c, {thread_errors: errors})",
-            **bind,
-        ))
+        docs = _call(
+            "read recorded code",
+            lambda: _rows(
+                self._db,
+                f"FOR c IN code_items FILTER c.run_id == @run_id SORT c.idx DESC {limit_clause} "
+                "LET errors = (FOR e IN thread_errors FILTER e.code_item_id == c.id SORT e.id "
+                "RETURN KEEP(e, @fields)) "
+                "RETURN MERGE(c, {thread_errors: errors})",
+                **bind,
+            ),
+        )
         return [_code_item(doc) for doc in docs]
 
     def code_item_count(self, run_id: str) -> int:
-        return int(_call("count recorded code", lambda: _one(
-            self._db,
-            "LET found = (FOR c IN code_items FILTER c.run_id == @run_id RETURN 1) "
-            "RETURN LENGTH(found)",
-            run_id=run_id,
-        )))
+        return int(
+            _call(
+                "count recorded code",
+                lambda: _one(
+                    self._db,
+                    "LET found = (FOR c IN code_items FILTER c.run_id == @run_id RETURN 1) "
+                    "RETURN LENGTH(found)",
+                    run_id=run_id,
+                ),
+            )
+        )
 
     # Requests --------------------------------------------------------------------------------
 
@@ -550,7 +667,8 @@ class ArangoStore(Store):
             db,
             "RETURN (FOR q IN requests FILTER q.run_id == @run_id AND q.state IN @open "
             "SORT q.id RETURN q)",
-            run_id=run_id, open=_OPEN,
+            run_id=run_id,
+            open=_OPEN,
         )
         return [_request(doc) for doc in docs or []]
 
@@ -568,8 +686,11 @@ class ArangoStore(Store):
                 raise ProcessNotFoundError(target_name)
             run = _run(doc)
             decision = decide_request(
-                run, lambda: self._open_requests(db, run.run_id), action,
-                alive=self.run_is_alive(run), expected_run_id=run_id,
+                run,
+                lambda: self._open_requests(db, run.run_id),
+                action,
+                alive=self.run_is_alive(run),
+                expected_run_id=run_id,
             )
             if decision.crash_first:
                 self._finalise(db, run.run_id, "crashed")
@@ -581,12 +702,21 @@ class ArangoStore(Store):
                 return plan.existing
             at = now()
             for withdrawn in plan.cancel:
-                _rows(db, "FOR q IN requests FILTER q._key == @key "
-                          "UPDATE q WITH {state: 'cancelled', updated_at: @at} IN requests",
-                      key=str(withdrawn.id), at=at)
+                _rows(
+                    db,
+                    "FOR q IN requests FILTER q._key == @key "
+                    "UPDATE q WITH {state: 'cancelled', updated_at: @at} IN requests",
+                    key=str(withdrawn.id),
+                    at=at,
+                )
             request = Request(
-                id=self._next_id(db, "requests"), run_id=run.run_id, target_name=run.name,
-                action=action, requester=requester, created_at=at, updated_at=at,
+                id=self._next_id(db, "requests"),
+                run_id=run.run_id,
+                target_name=run.name,
+                action=action,
+                requester=requester,
+                created_at=at,
+                updated_at=at,
                 state=plan.new_state,
             )
             self._insert(db, "requests", {"_key": str(request.id), **request.to_dict()})
@@ -595,7 +725,8 @@ class ArangoStore(Store):
         if not isinstance(action, str):
             raise InvalidInputError(f"action must be a string, not {type(action).__name__}")
         outcome = self._transaction(
-            f"request {action} of {target_name!r}", body,
+            f"request {action} of {target_name!r}",
+            body,
             exclusive=["runs", "requests", "code_items"],
         )
         if isinstance(outcome, ProcessStateError):
@@ -608,12 +739,16 @@ class ArangoStore(Store):
     def acknowledge_requests(self, request_ids: list[int]) -> None:
         if not request_ids:
             return
-        _call("acknowledge requests", lambda: _rows(
-            self._db,
-            "FOR q IN requests FILTER q._key IN @keys AND q.state == 'pending' "
-            "UPDATE q WITH {state: 'acknowledged', updated_at: @at} IN requests",
-            keys=[str(request_id) for request_id in request_ids], at=now(),
-        ))
+        _call(
+            "acknowledge requests",
+            lambda: _rows(
+                self._db,
+                "FOR q IN requests FILTER q._key IN @keys AND q.state == 'pending' "
+                "UPDATE q WITH {state: 'acknowledged', updated_at: @at} IN requests",
+                keys=[str(request_id) for request_id in request_ids],
+                at=now(),
+            ),
+        )
 
     def complete_request(self, request_id: int, *, run_status: str | None = None) -> bool:
         def body(db: Database) -> bool:
@@ -621,55 +756,71 @@ class ArangoStore(Store):
                 db,
                 "FOR q IN requests FILTER q._key == @key AND q.state IN @open "
                 "UPDATE q WITH {state: 'done', updated_at: @at} IN requests RETURN NEW.run_id",
-                key=str(request_id), open=_OPEN, at=now(),
+                key=str(request_id),
+                open=_OPEN,
+                at=now(),
             )
             if run_id is None:
                 return False
             if run_status is not None:
-                _rows(db, "FOR r IN runs FILTER r._key == @run_id AND r.ended_at == null "
-                          "UPDATE r WITH {status: @status} IN runs",
-                      run_id=run_id, status=run_status)
+                _rows(
+                    db,
+                    "FOR r IN runs FILTER r._key == @run_id AND r.ended_at == null "
+                    "UPDATE r WITH {status: @status} IN runs",
+                    run_id=run_id,
+                    status=run_status,
+                )
             return True
 
-        return self._transaction(
-            "complete a request", body, exclusive=["requests", "runs"]
-        )
+        return self._transaction("complete a request", body, exclusive=["requests", "runs"])
 
     def recent_requests(self, run_id: str, *, limit: int = 20) -> list[Request]:
-        docs = _call("read requests", lambda: _rows(
-            self._db,
-            "FOR q IN requests FILTER q.run_id == @run_id SORT q.id DESC LIMIT @limit RETURN q",
-            run_id=run_id, limit=limit,
-        ))
+        docs = _call(
+            "read requests",
+            lambda: _rows(
+                self._db,
+                "FOR q IN requests FILTER q.run_id == @run_id SORT q.id DESC LIMIT @limit RETURN q",
+                run_id=run_id,
+                limit=limit,
+            ),
+        )
         return [_request(doc) for doc in docs]
 
     # Records ---------------------------------------------------------------------------------
 
     def append_record(self, run_id: str, table: str, data_json: str) -> int:
         def body(db: Database) -> int:
-            name = _one(db, "FOR r IN runs FILTER r._key == @run_id RETURN r.name",
-                        run_id=run_id)
+            name = _one(db, "FOR r IN runs FILTER r._key == @run_id RETURN r.name", run_id=run_id)
             if name is None:
                 raise ProcessNotFoundError(run_id)
             record_id = self._next_id(db, "records")
             # Kept as the JSON text it came as, so it reads back exactly as written (NaN and
             # all), as from the SQLite store.
-            self._insert(db, "records", {
-                "_key": str(record_id), "id": record_id, "tbl": table, "run_id": run_id,
-                "process_name": name, "data": data_json, "created_at": now(),
-            })
+            self._insert(
+                db,
+                "records",
+                {
+                    "_key": str(record_id),
+                    "id": record_id,
+                    "tbl": table,
+                    "run_id": run_id,
+                    "process_name": name,
+                    "data": data_json,
+                    "created_at": now(),
+                },
+            )
             return record_id
 
         return self._transaction(
             f"append a record to {table!r}", body, exclusive=["records"], read=["runs"]
         )
 
-    def query_records(self, table: str, *, process_name: str | None = None
-                      ) -> list[dict[str, Any]]:
+    def query_records(self, table: str, *, process_name: str | None = None) -> list[dict[str, Any]]:
         if process_name is None:
-            query, bind = "FOR d IN records FILTER d.tbl == @table SORT d.id RETURN d.data", {
-                "table": table
-            }
+            query, bind = (
+                "FOR d IN records FILTER d.tbl == @table SORT d.id RETURN d.data",
+                {"table": table},
+            )
         else:
             query = (
                 "FOR d IN records FILTER d.tbl == @table AND d.process_name == @process_name "
@@ -682,8 +833,12 @@ class ArangoStore(Store):
     # Search and maintenance ------------------------------------------------------------------
 
     def search_processes(
-        self, *, code_text: str | None = None, parent_code_text: str | None = None,
-        description_text: str | None = None, names: list[str] | None = None,
+        self,
+        *,
+        code_text: str | None = None,
+        parent_code_text: str | None = None,
+        description_text: str | None = None,
+        names: list[str] | None = None,
     ) -> list[str]:
         # Only fixed AQL fragments are joined here; every value the caller gave is bound.
         clauses: list[str] = []
@@ -722,15 +877,18 @@ class ArangoStore(Store):
 
     def current_operations(self) -> dict[str, list[dict[str, Any]]]:
         # One query, so the runs, their items and the requests come from one snapshot.
-        found = _call("read current operations", lambda: _one(
-            self._db,
-            "RETURN {"
-            "'runs': (FOR r IN runs FILTER r.ended_at == null SORT r.started_at DESC "
-            "RETURN r), "
-            "'items': (FOR c IN code_items FILTER c.status == 'running' SORT c.id RETURN c), "
-            "'requests': (FOR q IN requests FILTER q.state IN @open SORT q.id RETURN q)}",
-            open=_OPEN,
-        ))
+        found = _call(
+            "read current operations",
+            lambda: _one(
+                self._db,
+                "RETURN {"
+                "'runs': (FOR r IN runs FILTER r.ended_at == null SORT r.started_at DESC "
+                "RETURN r), "
+                "'items': (FOR c IN code_items FILTER c.status == 'running' SORT c.id RETURN c), "
+                "'requests': (FOR q IN requests FILTER q.state IN @open SORT q.id RETURN q)}",
+                open=_OPEN,
+            ),
+        )
         running = {}
         for doc in found["items"]:
             item = _code_item(doc)
@@ -739,27 +897,34 @@ class ArangoStore(Store):
         for doc in found["runs"]:
             run = _run(doc)
             item = running.get(run.run_id)
-            processes.append({
-                "name": run.name, "run_id": run.run_id, "status": run.status, "pid": run.pid,
-                "host": run.host, "id": item.id if item else None,
-                "current_item": item.to_dict() if item else None,
-            })
+            processes.append(
+                {
+                    "name": run.name,
+                    "run_id": run.run_id,
+                    "status": run.status,
+                    "pid": run.pid,
+                    "host": run.host,
+                    "id": item.id if item else None,
+                    "current_item": item.to_dict() if item else None,
+                }
+            )
         return {
             "processes": processes,
             "requests": [_request(doc).to_dict() for doc in found["requests"]],
         }
 
-    def cleanup(self, interval: float, selected_ids: list[int] | None = None
-                ) -> dict[str, int]:
+    def cleanup(self, interval: float, selected_ids: list[int] | None = None) -> dict[str, int]:
         def body(db: Database) -> dict[str, int]:
             cutoff = now() - interval
             counts = {"crashed_runs": 0, "lost_items": 0, "expired_requests": 0}
 
-            live = [_run(doc) for doc in _one(
-                db, "RETURN (FOR r IN runs FILTER r.ended_at == null RETURN r)"
-            )]
+            live = [
+                _run(doc)
+                for doc in _one(db, "RETURN (FOR r IN runs FILTER r.ended_at == null RETURN r)")
+            ]
             silent = [
-                run for run in self.dead_runs(live)
+                run
+                for run in self.dead_runs(live)
                 if (run.heartbeat_at or run.started_at) <= cutoff
             ]
             if selected_ids is None:
@@ -770,7 +935,8 @@ class ArangoStore(Store):
                 counts["crashed_runs"] = len(silent)
 
             bind = {
-                "cutoff": cutoff, "selected": selected_ids,
+                "cutoff": cutoff,
+                "selected": selected_ids,
                 "silent": [run.run_id for run in silent],
             }
             counts["lost_items"] += _one(
@@ -787,10 +953,10 @@ class ArangoStore(Store):
                 "AND q.created_at <= @cutoff AND (@selected == null OR q.id IN @selected) "
                 f"AND {_owner_gone('q')} UPDATE q WITH {{state: 'expired', updated_at: @at}} "
                 "IN requests RETURN 1) RETURN LENGTH(changed)",
-                open=_OPEN, at=now(), **bind,
+                open=_OPEN,
+                at=now(),
+                **bind,
             )
             return counts
 
-        return self._transaction(
-            "clean up", body, exclusive=["runs", "code_items", "requests"]
-        )
+        return self._transaction("clean up", body, exclusive=["runs", "code_items", "requests"])

@@ -39,14 +39,19 @@ class Store(ABC):
 
     @abstractmethod
     def rename_run(
-        self, run_id: str, name: str, *, user_id: str | None = None,
+        self,
+        run_id: str,
+        name: str,
+        *,
+        user_id: str | None = None,
         description: str | None = None,
     ) -> ProcessRecord:
         """Move a live run to another name, under the same rules as register_run."""
 
     @abstractmethod
-    def heartbeat(self, run_id: str, checkpoint_count: int, last_checkpoint_at: float | None
-                  ) -> None:
+    def heartbeat(
+        self, run_id: str, checkpoint_count: int, last_checkpoint_at: float | None
+    ) -> None:
         """Record that the run is alive, with its checkpoint progress."""
 
     @abstractmethod
@@ -55,14 +60,19 @@ class Store(ABC):
 
     @abstractmethod
     def end_run(
-        self, run_id: str, status: str, *, exit_status: int | None = None,
+        self,
+        run_id: str,
+        status: str,
+        *,
+        exit_status: int | None = None,
         stopped_by: str | None = None,
     ) -> None:
         """Finalise a run; its open requests expire. A run already ended is left as it is."""
 
     @abstractmethod
-    def get_run(self, *, name: str | None = None, run_id: str | None = None
-                ) -> ProcessRecord | None:
+    def get_run(
+        self, *, name: str | None = None, run_id: str | None = None
+    ) -> ProcessRecord | None:
         """One run by id, or the latest run registered under a name."""
 
     @abstractmethod
@@ -73,8 +83,14 @@ class Store(ABC):
 
     @abstractmethod
     def start_code_item(
-        self, run_id: str, kind: str, source: str, *, execution_count: int | None = None,
-        cell_id: str | None = None, started_at: float | None = None,
+        self,
+        run_id: str,
+        kind: str,
+        source: str,
+        *,
+        execution_count: int | None = None,
+        cell_id: str | None = None,
+        started_at: float | None = None,
     ) -> CodeItem:
         """Record code that starts running now; returns it with its id and index."""
 
@@ -135,16 +151,19 @@ class Store(ABC):
         """Append one JSON document to a named table; returns its id."""
 
     @abstractmethod
-    def query_records(self, table: str, *, process_name: str | None = None
-                      ) -> list[dict[str, Any]]:
+    def query_records(self, table: str, *, process_name: str | None = None) -> list[dict[str, Any]]:
         """A table's documents in append order, optionally only those one process wrote."""
 
     # Search and maintenance ------------------------------------------------------------------
 
     @abstractmethod
     def search_processes(
-        self, *, code_text: str | None = None, parent_code_text: str | None = None,
-        description_text: str | None = None, names: list[str] | None = None,
+        self,
+        *,
+        code_text: str | None = None,
+        parent_code_text: str | None = None,
+        description_text: str | None = None,
+        names: list[str] | None = None,
     ) -> list[str]:
         """Names of processes matching every filter given, most recent first.
 
@@ -158,8 +177,7 @@ class Store(ABC):
         """Live runs with the code item each runs now, and open requests."""
 
     @abstractmethod
-    def cleanup(self, interval: float, selected_ids: list[int] | None = None
-                ) -> dict[str, int]:
+    def cleanup(self, interval: float, selected_ids: list[int] | None = None) -> dict[str, int]:
         """Finalise what is older than ``interval`` seconds and whose owner is dead.
 
         Running code items become ``lost``, runs ``crashed``, requests ``expired``.
@@ -172,12 +190,15 @@ class Store(ABC):
 
     # Shared helpers --------------------------------------------------------------------------
 
-    def dead_runs(self, runs: list[ProcessRecord], older_than: float | None = None
-                  ) -> list[ProcessRecord]:
+    def dead_runs(
+        self, runs: list[ProcessRecord], older_than: float | None = None
+    ) -> list[ProcessRecord]:
         """The live-registered runs among ``runs`` whose process is gone."""
         at = now()
         return [
-            run for run in runs
-            if run.live and (older_than is None or run.started_at <= older_than)
+            run
+            for run in runs
+            if run.live
+            and (older_than is None or run.started_at <= older_than)
             and not self.run_is_alive(run, at)
         ]

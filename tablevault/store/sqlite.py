@@ -109,8 +109,7 @@ class SQLiteStore(Store):
         if conn is not None:
             return conn
         try:
-            conn = sqlite3.connect(self.path, timeout=_BUSY_TIMEOUT_MS / 1000,
-                                   isolation_level=None)
+            conn = sqlite3.connect(self.path, timeout=_BUSY_TIMEOUT_MS / 1000, isolation_level=None)
             conn.row_factory = sqlite3.Row
             conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
             conn.execute("PRAGMA synchronous = NORMAL")
@@ -195,8 +194,9 @@ class SQLiteStore(Store):
         ).fetchone()
         return run_from_row(row) if row else None
 
-    def _finalise(self, conn: sqlite3.Connection, run_id: str, status: str, **extra: Any
-                  ) -> tuple[int, int]:
+    def _finalise(
+        self, conn: sqlite3.Connection, run_id: str, status: str, **extra: Any
+    ) -> tuple[int, int]:
         """End a run; returns how many of its code items were lost and requests expired."""
         at = now()
         conn.execute(
@@ -228,8 +228,7 @@ class SQLiteStore(Store):
             self._claim_name(conn, run.name, run.run_id)
             fields = run.to_dict()
             conn.execute(
-                f"INSERT INTO runs ({RUN_COLUMNS}) VALUES "
-                f"({', '.join('?' * len(fields))})",
+                f"INSERT INTO runs ({RUN_COLUMNS}) VALUES ({', '.join('?' * len(fields))})",
                 [fields[column.strip()] for column in RUN_COLUMNS.split(",")],
             )
             self._index_description(conn, run.run_id, run.description)
@@ -244,7 +243,11 @@ class SQLiteStore(Store):
         conn.execute("INSERT INTO description_text (rowid, body) VALUES (?, ?)", (rowid, text))
 
     def rename_run(
-        self, run_id: str, name: str, *, user_id: str | None = None,
+        self,
+        run_id: str,
+        name: str,
+        *,
+        user_id: str | None = None,
         description: str | None = None,
     ) -> ProcessRecord:
         def body(conn: sqlite3.Connection) -> ProcessRecord:
@@ -255,9 +258,7 @@ class SQLiteStore(Store):
                 (name, user_id, description, run_id),
             )
             conn.execute("UPDATE requests SET target_name = ? WHERE run_id = ?", (name, run_id))
-            conn.execute(
-                "UPDATE runs SET parent_name = ? WHERE parent_run_id = ?", (name, run_id)
-            )
+            conn.execute("UPDATE runs SET parent_name = ? WHERE parent_run_id = ?", (name, run_id))
             if description is not None:
                 self._index_description(conn, run_id, description)
             row = conn.execute(
@@ -269,8 +270,9 @@ class SQLiteStore(Store):
 
         return self._write(f"rename a process to {name!r}", body)
 
-    def heartbeat(self, run_id: str, checkpoint_count: int, last_checkpoint_at: float | None
-                  ) -> None:
+    def heartbeat(
+        self, run_id: str, checkpoint_count: int, last_checkpoint_at: float | None
+    ) -> None:
         self._write(
             "record a heartbeat",
             lambda conn: conn.execute(
@@ -290,7 +292,11 @@ class SQLiteStore(Store):
         )
 
     def end_run(
-        self, run_id: str, status: str, *, exit_status: int | None = None,
+        self,
+        run_id: str,
+        status: str,
+        *,
+        exit_status: int | None = None,
         stopped_by: str | None = None,
     ) -> None:
         self._write(
@@ -300,8 +306,9 @@ class SQLiteStore(Store):
             ),
         )
 
-    def get_run(self, *, name: str | None = None, run_id: str | None = None
-                ) -> ProcessRecord | None:
+    def get_run(
+        self, *, name: str | None = None, run_id: str | None = None
+    ) -> ProcessRecord | None:
         with self._reading("look up a process") as conn:
             if run_id is not None:
                 row = conn.execute(
@@ -332,23 +339,33 @@ class SQLiteStore(Store):
         return max(int(now() * 1_000_000), newest + 1)
 
     def start_code_item(
-        self, run_id: str, kind: str, source: str, *, execution_count: int | None = None,
-        cell_id: str | None = None, started_at: float | None = None,
+        self,
+        run_id: str,
+        kind: str,
+        source: str,
+        *,
+        execution_count: int | None = None,
+        cell_id: str | None = None,
+        started_at: float | None = None,
     ) -> CodeItem:
         def body(conn: sqlite3.Connection) -> CodeItem:
             index = conn.execute(
                 "SELECT COALESCE(MAX(idx) + 1, 0) FROM code_items WHERE run_id = ?", (run_id,)
             ).fetchone()[0]
             item = CodeItem(
-                id=self._next_id(conn, "code_items"), run_id=run_id, index=index, kind=kind,
-                source=source, started_at=started_at or now(),
-                execution_count=execution_count, cell_id=cell_id,
+                id=self._next_id(conn, "code_items"),
+                run_id=run_id,
+                index=index,
+                kind=kind,
+                source=source,
+                started_at=started_at or now(),
+                execution_count=execution_count,
+                cell_id=cell_id,
             )
             conn.execute(
                 "INSERT INTO code_items (id, run_id, idx, kind, source, started_at, status, "
                 "execution_count, cell_id) VALUES (?, ?, ?, ?, ?, ?, 'running', ?, ?)",
-                (item.id, run_id, index, kind, source, item.started_at, execution_count,
-                 cell_id),
+                (item.id, run_id, index, kind, source, item.started_at, execution_count, cell_id),
             )
             conn.execute("INSERT INTO code_text (rowid, body) VALUES (?, ?)", (item.id, source))
             return item
@@ -360,8 +377,15 @@ class SQLiteStore(Store):
             conn.execute(
                 "UPDATE code_items SET status = ?, duration = ?, error_type = ?, "
                 "error_message = ?, traceback = ?, exit_code = ? WHERE id = ?",
-                (outcome.status, outcome.duration, outcome.error_type, outcome.error_message,
-                 outcome.traceback, outcome.exit_code, item_id),
+                (
+                    outcome.status,
+                    outcome.duration,
+                    outcome.error_type,
+                    outcome.error_message,
+                    outcome.traceback,
+                    outcome.exit_code,
+                    item_id,
+                ),
             )
             if outcome.error_type:
                 self._index_error(conn, item_id, outcome.error_type, outcome.error_message)
@@ -369,8 +393,9 @@ class SQLiteStore(Store):
         self._write("record a code outcome", body)
 
     @staticmethod
-    def _index_error(conn: sqlite3.Connection, item_id: int, error_type: str,
-                     message: str | None) -> None:
+    def _index_error(
+        conn: sqlite3.Connection, item_id: int, error_type: str, message: str | None
+    ) -> None:
         conn.execute(
             "UPDATE code_text SET body = body || char(10) || ? WHERE rowid = ?",
             (f"{error_type}: {message or ''}", item_id),
@@ -392,8 +417,7 @@ class SQLiteStore(Store):
     def code_items(self, run_id: str, *, limit: int | None = None) -> list[CodeItem]:
         with self._reading("read recorded code") as conn:
             rows = conn.execute(
-                f"SELECT {CODE_COLUMNS} FROM code_items WHERE run_id = ? ORDER BY idx DESC "
-                "LIMIT ?",
+                f"SELECT {CODE_COLUMNS} FROM code_items WHERE run_id = ? ORDER BY idx DESC LIMIT ?",
                 (run_id, -1 if limit is None else limit),
             ).fetchall()
             items = [code_item_from_row(row) for row in rows]
@@ -440,8 +464,11 @@ class SQLiteStore(Store):
                     raise ProcessNotFoundError(target_name)
                 run = run_from_row(row)
             decision = decide_request(
-                run, lambda: self._open_requests(conn, run.run_id), action,
-                alive=self.run_is_alive(run), expected_run_id=run_id,
+                run,
+                lambda: self._open_requests(conn, run.run_id),
+                action,
+                alive=self.run_is_alive(run),
+                expected_run_id=run_id,
             )
             if decision.crash_first:
                 self._finalise(conn, run.run_id, "crashed")
@@ -458,14 +485,27 @@ class SQLiteStore(Store):
                     (at, withdrawn.id),
                 )
             request = Request(
-                id=self._next_id(conn, "requests"), run_id=run.run_id, target_name=run.name,
-                action=action, requester=requester, created_at=at, updated_at=at,
+                id=self._next_id(conn, "requests"),
+                run_id=run.run_id,
+                target_name=run.name,
+                action=action,
+                requester=requester,
+                created_at=at,
+                updated_at=at,
                 state=plan.new_state,
             )
             conn.execute(
                 f"INSERT INTO requests ({REQUEST_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (request.id, request.run_id, request.target_name, request.action,
-                 request.requester, request.created_at, request.updated_at, request.state),
+                (
+                    request.id,
+                    request.run_id,
+                    request.target_name,
+                    request.action,
+                    request.requester,
+                    request.created_at,
+                    request.updated_at,
+                    request.state,
+                ),
             )
             return request
 
@@ -514,8 +554,7 @@ class SQLiteStore(Store):
     def recent_requests(self, run_id: str, *, limit: int = 20) -> list[Request]:
         with self._reading("read requests") as conn:
             rows = conn.execute(
-                f"SELECT {REQUEST_COLUMNS} FROM requests WHERE run_id = ? "
-                "ORDER BY id DESC LIMIT ?",
+                f"SELECT {REQUEST_COLUMNS} FROM requests WHERE run_id = ? ORDER BY id DESC LIMIT ?",
                 (run_id, limit),
             ).fetchall()
         return [request_from_row(row) for row in rows]
@@ -535,8 +574,7 @@ class SQLiteStore(Store):
 
         return self._write(f"append a record to {table!r}", body)
 
-    def query_records(self, table: str, *, process_name: str | None = None
-                      ) -> list[dict[str, Any]]:
+    def query_records(self, table: str, *, process_name: str | None = None) -> list[dict[str, Any]]:
         with self._reading(f"read table {table!r}") as conn:
             if process_name is None:
                 rows = conn.execute(
@@ -560,8 +598,12 @@ class SQLiteStore(Store):
         return f"SELECT rowid FROM {fts_table} WHERE body LIKE ? ESCAPE '\\'", [pattern]
 
     def search_processes(
-        self, *, code_text: str | None = None, parent_code_text: str | None = None,
-        description_text: str | None = None, names: list[str] | None = None,
+        self,
+        *,
+        code_text: str | None = None,
+        parent_code_text: str | None = None,
+        description_text: str | None = None,
+        names: list[str] | None = None,
     ) -> list[str]:
         conditions: list[str] = []
         params: list[Any] = []
@@ -600,8 +642,7 @@ class SQLiteStore(Store):
     def current_operations(self) -> dict[str, list[dict[str, Any]]]:
         with self._reading("read current operations") as conn:
             runs = conn.execute(
-                f"SELECT {RUN_COLUMNS} FROM runs WHERE ended_at IS NULL "
-                "ORDER BY started_at DESC"
+                f"SELECT {RUN_COLUMNS} FROM runs WHERE ended_at IS NULL ORDER BY started_at DESC"
             ).fetchall()
             items = conn.execute(
                 f"SELECT {CODE_COLUMNS} FROM code_items WHERE status = 'running' ORDER BY id"
@@ -618,18 +659,23 @@ class SQLiteStore(Store):
         for row in runs:
             run = run_from_row(row)
             item = running.get(run.run_id)
-            processes.append({
-                "name": run.name, "run_id": run.run_id, "status": run.status, "pid": run.pid,
-                "host": run.host, "id": item.id if item else None,
-                "current_item": item.to_dict() if item else None,
-            })
+            processes.append(
+                {
+                    "name": run.name,
+                    "run_id": run.run_id,
+                    "status": run.status,
+                    "pid": run.pid,
+                    "host": run.host,
+                    "id": item.id if item else None,
+                    "current_item": item.to_dict() if item else None,
+                }
+            )
         return {
             "processes": processes,
             "requests": [request_from_row(row).to_dict() for row in requests],
         }
 
-    def cleanup(self, interval: float, selected_ids: list[int] | None = None
-                ) -> dict[str, int]:
+    def cleanup(self, interval: float, selected_ids: list[int] | None = None) -> dict[str, int]:
         def body(conn: sqlite3.Connection) -> dict[str, int]:
             cutoff = now() - interval
             selection = ""
@@ -639,11 +685,15 @@ class SQLiteStore(Store):
                 params += selected_ids
             counts = {"crashed_runs": 0, "lost_items": 0, "expired_requests": 0}
 
-            live = [run_from_row(row) for row in conn.execute(
-                f"SELECT {RUN_COLUMNS} FROM runs WHERE ended_at IS NULL"
-            ).fetchall()]
+            live = [
+                run_from_row(row)
+                for row in conn.execute(
+                    f"SELECT {RUN_COLUMNS} FROM runs WHERE ended_at IS NULL"
+                ).fetchall()
+            ]
             silent = [
-                run for run in self.dead_runs(live)
+                run
+                for run in self.dead_runs(live)
                 if (run.heartbeat_at or run.started_at) <= cutoff
             ]
             if selected_ids is None:
@@ -672,4 +722,3 @@ class SQLiteStore(Store):
             return counts
 
         return self._write("clean up", body)
-

@@ -31,8 +31,12 @@ pytestmark = pytest.mark.browser
 CHROMIUM = os.environ.get("TABLEVAULT_TEST_CHROMIUM", "/usr/bin/chromium")
 LAUNCH = {} if CHROMIUM == "playwright" else {"executable_path": CHROMIUM}
 CHROMIUM_FLAGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
     "--no-first-run",
 ]
 PROCESS = "browser_loop"
@@ -69,26 +73,51 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, object]]
     config = root / ".jupyter"
     # The news prompt would cover the page; it is JupyterLab's, not ours.
     (config / "labconfig").mkdir(parents=True)
-    (config / "labconfig" / "page_config.json").write_text(json.dumps(
-        {"disabledExtensions": {"@jupyterlab/apputils-extension:announcements": True}}
-    ))
+    (config / "labconfig" / "page_config.json").write_text(
+        json.dumps({"disabledExtensions": {"@jupyterlab/apputils-extension:announcements": True}})
+    )
     notebook = {
-        "cells": [{"cell_type": "code", "execution_count": None, "id": "loop", "metadata": {},
-                   "outputs": [], "source": LOOP}],
-        "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3",
-                                    "language": "python"}},
-        "nbformat": 4, "nbformat_minor": 5,
+        "cells": [
+            {
+                "cell_type": "code",
+                "execution_count": None,
+                "id": "loop",
+                "metadata": {},
+                "outputs": [],
+                "source": LOOP,
+            }
+        ],
+        "metadata": {
+            "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}
+        },
+        "nbformat": 4,
+        "nbformat_minor": 5,
     }
     (root / "loop.ipynb").write_text(json.dumps(notebook))
     port, token = free_port(), secrets.token_hex(16)
-    env = {**os.environ, "TABLEVAULT_HOME": str(home), "TABLEVAULT_POLL_INTERVAL": "0.1",
-           "TABLEVAULT_HEARTBEAT_INTERVAL": "0.5", "JUPYTER_CONFIG_DIR": str(config)}
+    env = {
+        **os.environ,
+        "TABLEVAULT_HOME": str(home),
+        "TABLEVAULT_POLL_INTERVAL": "0.1",
+        "TABLEVAULT_HEARTBEAT_INTERVAL": "0.5",
+        "JUPYTER_CONFIG_DIR": str(config),
+    }
     env.pop("TABLEVAULT_PARENT", None)
     server = subprocess.Popen(
-        [sys.executable, "-m", "jupyterlab", "--allow-root", "--no-browser",
-         f"--port={port}", "--ServerApp.ip=127.0.0.1", f"--IdentityProvider.token={token}",
-         f"--ServerApp.root_dir={root}"],
-        env=env, stdout=subprocess.DEVNULL, stderr=(root / "server.log").open("w"),
+        [
+            sys.executable,
+            "-m",
+            "jupyterlab",
+            "--allow-root",
+            "--no-browser",
+            f"--port={port}",
+            "--ServerApp.ip=127.0.0.1",
+            f"--IdentityProvider.token={token}",
+            f"--ServerApp.root_dir={root}",
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=(root / "server.log").open("w"),
     )
     url = f"http://127.0.0.1:{port}"
 
@@ -171,8 +200,10 @@ def test_pause_resume_and_stop_from_the_sidebar(
     # When Stop is clicked and confirmed, the cell ends and is recorded as stopped
     page.click(f"{row(PROCESS)} .jp-tv-stop")
     page.click(".jp-Dialog .jp-mod-warn")
-    wait_for(lambda: client.query_process_code(PROCESS)[-1].status == "stopped",
-             "the cell to be recorded stopped")
+    wait_for(
+        lambda: client.query_process_code(PROCESS)[-1].status == "stopped",
+        "the cell to be recorded stopped",
+    )
     page.wait_for_selector(".jp-OutputArea-output:has-text('stopped')", timeout=20_000)
     stopped_at = ticks(client)
 
@@ -196,13 +227,24 @@ def test_a_missing_server_extension_is_named(
     port, token = free_port(), secrets.token_hex(8)
     env = {**os.environ, "JUPYTER_CONFIG_DIR": str(Path(str(lab["root"])) / ".jupyter")}
     server = subprocess.Popen(
-        [sys.executable, "-m", "jupyterlab", "--allow-root", "--no-browser", f"--port={port}",
-         "--ServerApp.ip=127.0.0.1", f"--IdentityProvider.token={token}",
-         f"--ServerApp.root_dir={tmp_path}",
-         '--ServerApp.jpserver_extensions={"tablevault": False}'],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            sys.executable,
+            "-m",
+            "jupyterlab",
+            "--allow-root",
+            "--no-browser",
+            f"--port={port}",
+            "--ServerApp.ip=127.0.0.1",
+            f"--IdentityProvider.token={token}",
+            f"--ServerApp.root_dir={tmp_path}",
+            '--ServerApp.jpserver_extensions={"tablevault": False}',
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     try:
+
         def answering() -> bool:
             with socket.socket() as sock:
                 return sock.connect_ex(("127.0.0.1", port)) == 0
@@ -223,8 +265,10 @@ def test_a_missing_server_extension_is_named(
 
 def luminance(css_color: str) -> float:
     """Relative brightness, 0 to 1, of an ``rgb(r, g, b)`` colour."""
-    red, green, blue = (int(part) for part in css_color[css_color.index("(") + 1:
-                                                        css_color.index(")")].split(",")[:3])
+    red, green, blue = (
+        int(part)
+        for part in css_color[css_color.index("(") + 1 : css_color.index(")")].split(",")[:3]
+    )
     return (0.2126 * red + 0.7152 * green + 0.0722 * blue) / 255
 
 
@@ -240,9 +284,10 @@ def test_the_panel_follows_the_dark_theme_and_offers_its_commands(
     def set_theme(theme: str) -> None:
         body = json_module.dumps({"raw": json_module.dumps({"theme": theme})}).encode()
         request = urllib.request.Request(
-            themes, data=body, method="PUT",
-            headers={"Authorization": f"token {lab['token']}",
-                     "Content-Type": "application/json"},
+            themes,
+            data=body,
+            method="PUT",
+            headers={"Authorization": f"token {lab['token']}", "Content-Type": "application/json"},
         )
         urllib.request.urlopen(request, timeout=30).close()
 
@@ -250,13 +295,13 @@ def test_the_panel_follows_the_dark_theme_and_offers_its_commands(
     tab = browser.new_page(viewport={"width": 1280, "height": 800})
     try:
         tab.goto(f"{lab['url']}/lab?reset&token={lab['token']}")
-        tab.wait_for_selector("body[data-jp-theme-light='false']", state="attached",
-                              timeout=60_000)
+        tab.wait_for_selector("body[data-jp-theme-light='false']", state="attached", timeout=60_000)
 
         # When the sidebar opens
         tab.click('.lm-TabBar-tab[data-id="tablevault-panel"]', timeout=60_000)
-        panel = tab.wait_for_selector("#tablevault-panel .jp-tv-panel, #tablevault-panel",
-                                      timeout=20_000)
+        panel = tab.wait_for_selector(
+            "#tablevault-panel .jp-tv-panel, #tablevault-panel", timeout=20_000
+        )
 
         # Then it is drawn in the theme's colours: dark background, light text
         colours = panel.evaluate(

@@ -131,13 +131,16 @@ class Worker:
 
 def store_variables(home: Path) -> dict[str, str]:
     """The environment of processes sharing the store in ``home``, with short intervals."""
-    variables = {name: value for name, value in os.environ.items()
-                 if not name.startswith("TABLEVAULT_")}
-    variables.update({
-        "TABLEVAULT_HOME": str(home),
-        "TABLEVAULT_POLL_INTERVAL": str(POLL_INTERVAL),
-        "TABLEVAULT_HEARTBEAT_INTERVAL": str(HEARTBEAT_INTERVAL),
-    })
+    variables = {
+        name: value for name, value in os.environ.items() if not name.startswith("TABLEVAULT_")
+    }
+    variables.update(
+        {
+            "TABLEVAULT_HOME": str(home),
+            "TABLEVAULT_POLL_INTERVAL": str(POLL_INTERVAL),
+            "TABLEVAULT_HEARTBEAT_INTERVAL": str(HEARTBEAT_INTERVAL),
+        }
+    )
     return variables
 
 
@@ -147,15 +150,29 @@ class Workers:
     def __init__(self, folder: Path, env: dict[str, str]) -> None:
         self.folder = folder
         self.env = {
-            **env, "PYTHONUNBUFFERED": "1",
-            "PYTHONPATH": os.pathsep.join(filter(None, [
-                str(REPO_ROOT), str(HERE), env.get("PYTHONPATH"),
-            ])),
+            **env,
+            "PYTHONUNBUFFERED": "1",
+            "PYTHONPATH": os.pathsep.join(
+                filter(
+                    None,
+                    [
+                        str(REPO_ROOT),
+                        str(HERE),
+                        env.get("PYTHONPATH"),
+                    ],
+                )
+            ),
         }
         self.started: list[Worker] = []
 
-    def start(self, source: str, name: str | None = None, *args: str,
-              files: dict[str, str] | None = None, module: str | None = None) -> Worker:
+    def start(
+        self,
+        source: str,
+        name: str | None = None,
+        *args: str,
+        files: dict[str, str] | None = None,
+        module: str | None = None,
+    ) -> Worker:
         """Run ``source`` as ``worker.py`` in a new folder, with ``args`` after it.
 
         ``files`` are more files to write to that folder (relative path: text); with
@@ -173,8 +190,12 @@ class Workers:
         env = {**self.env, "TV_WORKER_NAME": name, "TV_WORKER_FOLDER": str(folder)}
         with open(folder / "stdout.txt", "wb") as out, open(folder / "stderr.txt", "wb") as err:
             proc = subprocess.Popen(
-                [sys.executable, *target, *args], cwd=folder, env=env,
-                stdin=subprocess.DEVNULL, stdout=out, stderr=err,
+                [sys.executable, *target, *args],
+                cwd=folder,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=err,
             )
         worker = Worker(name, folder, script, proc)
         self.started.append(worker)
@@ -225,8 +246,7 @@ def client(vault_env: dict[str, str]) -> Iterator[VaultClient]:
 
 
 @pytest.fixture
-def ready_loop_worker(spawn: Callable[..., Worker], client: VaultClient
-                      ) -> Callable[[], Worker]:
+def ready_loop_worker(spawn: Callable[..., Worker], client: VaultClient) -> Callable[[], Worker]:
     """Starts a LOOP_WORKER and returns once it has appended a few records."""
 
     def start() -> Worker:

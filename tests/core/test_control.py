@@ -69,8 +69,7 @@ def test_resume_continues_the_loop_without_losing_a_record(
     assert seqs == list(range(len(seqs)))
 
 
-def test_stop_ends_the_script_cleanly(client: VaultClient, ready_loop_worker: StartWorker
-                                      ) -> None:
+def test_stop_ends_the_script_cleanly(client: VaultClient, ready_loop_worker: StartWorker) -> None:
     # Given a worker appending records in a loop
     worker = ready_loop_worker()
 
@@ -85,15 +84,18 @@ def test_stop_ends_the_script_cleanly(client: VaultClient, ready_loop_worker: St
     # And its run ends stopped, by this controller, with every record it appended kept
     run = run_of(client, worker)
     assert (run.status, run.exit_status, run.stopped_by) == (
-        "stopped", EXIT_STOPPED, client.requester
+        "stopped",
+        EXIT_STOPPED,
+        client.requester,
     )
     assert run.ended_at is not None
     assert script_item(client, run).status == "stopped"
     assert len(records(client, worker.name)) == appended
 
 
-def test_a_paused_worker_can_be_stopped(client: VaultClient, ready_loop_worker: StartWorker
-                                        ) -> None:
+def test_a_paused_worker_can_be_stopped(
+    client: VaultClient, ready_loop_worker: StartWorker
+) -> None:
     # Given a paused worker
     worker = ready_loop_worker()
     paused(client, worker)

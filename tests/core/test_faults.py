@@ -129,8 +129,7 @@ def test_many_workers_share_one_store_without_lock_errors(
     for worker in held:
         run_id = run_of(client, worker).run_id
         wait_for(
-            lambda run_id=run_id: client.store.recent_requests(run_id)[0].state
-            == "acknowledged",
+            lambda run_id=run_id: client.store.recent_requests(run_id)[0].state == "acknowledged",
             "the watchers to see their pause",
         )
 

@@ -35,8 +35,9 @@ IDLE_WORKER = """
 """
 
 
-def killed(client: VaultClient, spawn: Spawn, count: int = 1, *, with_pause: bool = False
-           ) -> list[Worker]:
+def killed(
+    client: VaultClient, spawn: Spawn, count: int = 1, *, with_pause: bool = False
+) -> list[Worker]:
     """Start idle workers side by side and kill -9 them, optionally with a pause pending."""
     workers = [spawn(IDLE_WORKER) for _ in range(count)]
     for worker in workers:
@@ -145,9 +146,7 @@ def test_cleanup_refuses_a_negative_interval(client: VaultClient, spawn: Spawn) 
     assert run_of(client, worker).status == "running"
 
 
-def test_sigterm_is_recorded_and_the_worker_dies_of_it(
-    client: VaultClient, spawn: Spawn
-) -> None:
+def test_sigterm_is_recorded_and_the_worker_dies_of_it(client: VaultClient, spawn: Spawn) -> None:
     # Given a worker that has checkpointed a few times
     worker = spawn(LOOP_WORKER)
     worker.wait_marker("ready")

@@ -90,7 +90,9 @@ def test_uncaught_exception_is_recorded_and_the_users_hook_still_runs(
     assert (run.status, run.exit_status) == ("failed", 1)
     item = script_item(client, run)
     assert (item.status, item.error_type, item.error_message) == (
-        "error", "ValueError", "the learning rate is negative"
+        "error",
+        "ValueError",
+        "the learning rate is negative",
     )
     assert item.traceback is not None
     assert item.traceback.startswith("Traceback (most recent call last):")
@@ -100,9 +102,7 @@ def test_uncaught_exception_is_recorded_and_the_users_hook_still_runs(
     assert "ValueError: the learning rate is negative" in worker.stderr
 
 
-def test_sys_exit_with_a_status_is_a_failure_not_a_crash(
-    client: VaultClient, spawn: Spawn
-) -> None:
+def test_sys_exit_with_a_status_is_a_failure_not_a_crash(client: VaultClient, spawn: Spawn) -> None:
     # Given a script that creates a vault
     # When it calls sys.exit(2)
     worker, code = ended(client, spawn, "sys.exit(2)\n")
@@ -138,7 +138,9 @@ def test_exception_in_a_thread_is_recorded_beside_the_script(
     assert item.status == "ok"
     [error] = item.thread_errors
     assert (error["thread_name"], error["error_type"], error["error_message"]) == (
-        "loader", "RuntimeError", "the loader thread broke"
+        "loader",
+        "RuntimeError",
+        "the loader thread broke",
     )
     assert "raise RuntimeError" in error["traceback"]
     # And Python's own thread hook still printed it
@@ -269,7 +271,9 @@ def test_children_learn_their_parent_automatically(family: Family) -> None:
     parent_run = family.client.get_process(family.parent.name)
     for kind, child in children.items():
         assert (child.parent_name, child.parent_run_id, child.parent_index) == (
-            family.parent.name, parent_run.run_id, 0
+            family.parent.name,
+            parent_run.run_id,
+            0,
         ), kind
 
 
@@ -282,7 +286,8 @@ def test_an_explicit_parent_overrides_the_inherited_one(family: Family) -> None:
     adoptive_run = family.client.get_process(family.adoptive.name)
     for kind, child in children.items():
         assert (child.parent_name, child.parent_run_id) == (
-            family.adoptive.name, adoptive_run.run_id
+            family.adoptive.name,
+            adoptive_run.run_id,
         ), kind
 
 

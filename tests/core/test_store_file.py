@@ -62,7 +62,10 @@ def test_reading_works_while_another_process_holds_the_write_lock(
     # Given a store in WAL mode with a registered process, and a writer holding its lock
     ready = subprocess.run(
         [sys.executable, "-c", "import tablevault; tablevault.Vault(process_name='held')"],
-        env=vault_env, check=True, capture_output=True, text=True,
+        env=vault_env,
+        check=True,
+        capture_output=True,
+        text=True,
     )
     assert ready.returncode == 0
     holder = sqlite3.connect(store_path, isolation_level=None)
@@ -70,8 +73,11 @@ def test_reading_works_while_another_process_holds_the_write_lock(
     try:
         # When another process lists the processes from the command line
         listing = subprocess.run(
-            [sys.executable, "-m", "tablevault", "ps", "--all"], env=vault_env,
-            capture_output=True, text=True, timeout=60,
+            [sys.executable, "-m", "tablevault", "ps", "--all"],
+            env=vault_env,
+            capture_output=True,
+            text=True,
+            timeout=60,
         )
     finally:
         holder.execute("ROLLBACK")

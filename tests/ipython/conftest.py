@@ -83,8 +83,12 @@ class Kernel:
     def submit(self, code: str, *, cell_id: str | None = None) -> str:
         """Send a cell without waiting for it; returns the request's id for ``wait``."""
         content = {
-            "code": code, "silent": False, "store_history": True, "user_expressions": {},
-            "allow_stdin": False, "stop_on_error": False,
+            "code": code,
+            "silent": False,
+            "store_history": True,
+            "user_expressions": {},
+            "allow_stdin": False,
+            "stop_on_error": False,
         }
         message = self.client.session.msg(
             "execute_request", content, metadata={"cellId": cell_id} if cell_id else {}
@@ -134,7 +138,8 @@ class Kernel:
 
     def stderr_text(self) -> str:
         return "".join(
-            message["content"]["text"] for message in self.messages
+            message["content"]["text"]
+            for message in self.messages
             if message["msg_type"] == "stream" and message["content"]["name"] == "stderr"
         )
 
@@ -150,14 +155,19 @@ def _is_idle(message: dict[str, Any]) -> bool:
 def _reply(content: dict[str, Any], output: list[dict[str, Any]]) -> Reply:
     def stream(name: str) -> str:
         return "".join(
-            message["content"]["text"] for message in output
+            message["content"]["text"]
+            for message in output
             if message["msg_type"] == "stream" and message["content"]["name"] == name
         )
 
     return Reply(
-        status=content["status"], execution_count=content.get("execution_count"),
-        ename=content.get("ename"), evalue=content.get("evalue"),
-        traceback=content.get("traceback", []), stdout=stream("stdout"), stderr=stream("stderr"),
+        status=content["status"],
+        execution_count=content.get("execution_count"),
+        ename=content.get("ename"),
+        evalue=content.get("evalue"),
+        traceback=content.get("traceback", []),
+        stdout=stream("stdout"),
+        stderr=stream("stderr"),
         errors=[m["content"] for m in output if m["msg_type"] == "error"],
         results=[m["content"] for m in output if m["msg_type"] == "execute_result"],
         payload=content.get("payload", []),
@@ -166,8 +176,11 @@ def _reply(content: dict[str, Any], output: list[dict[str, Any]]) -> Reply:
 
 def kernel_env(home: Path, ipython_dir: Path, **extra: str) -> dict[str, str]:
     """The environment of a test kernel: this one's, pointed at ``home``, with quick polling."""
-    env = {key: value for key, value in os.environ.items()
-           if not key.startswith(("TABLEVAULT_", "JPY_SESSION_NAME"))}
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("TABLEVAULT_", "JPY_SESSION_NAME"))
+    }
     env.update(
         TABLEVAULT_HOME=str(home),
         TABLEVAULT_POLL_INTERVAL=str(POLL_INTERVAL),
@@ -205,8 +218,9 @@ def client(home: Path) -> Iterator[VaultClient]:
 
 
 @pytest.fixture(scope="module")
-def start_kernel(home: Path, ipython_dir: Path, tmp_path_factory: pytest.TempPathFactory
-                 ) -> Iterator[KernelFactory]:
+def start_kernel(
+    home: Path, ipython_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[KernelFactory]:
     """Starts kernels on the module's store: ``start_kernel(env={}, args=[], quiet=False)``.
 
     A kernel's own stdout and stderr (not its cells' output) go to a log file, or nowhere
@@ -215,15 +229,18 @@ def start_kernel(home: Path, ipython_dir: Path, tmp_path_factory: pytest.TempPat
     started: list[Kernel] = []
     logs = tmp_path_factory.mktemp("kernel-logs")
 
-    def start(env: dict[str, str] | None = None, args: list[str] | None = None,
-              quiet: bool = False) -> Kernel:
+    def start(
+        env: dict[str, str] | None = None, args: list[str] | None = None, quiet: bool = False
+    ) -> Kernel:
         manager = KernelManager(kernel_name="python3")
         log_path = logs / f"kernel-{len(started)}.log"
         with open(os.devnull if quiet else log_path, "wb") as log:
             manager.start_kernel(
                 env=kernel_env(home, ipython_dir, **(env or {})),
                 extra_arguments=["--HistoryManager.hist_file=:memory:", *(args or [])],
-                stdout=log, stderr=log, cwd=str(logs),
+                stdout=log,
+                stderr=log,
+                cwd=str(logs),
             )
         client = manager.blocking_client()
         client.start_channels()

@@ -105,7 +105,10 @@ def test_an_exception_under_time_is_recorded_as_an_error(
     assert reply.errors and reply.errors[0]["ename"] == "ZeroDivisionError"
     [item] = new_cells(1)
     assert (item.source, item.status, item.error_type, item.error_message) == (
-        source, "error", "ZeroDivisionError", "division by zero"
+        source,
+        "error",
+        "ZeroDivisionError",
+        "division by zero",
     )
     assert "ZeroDivisionError: division by zero" in item.traceback
 
@@ -124,7 +127,9 @@ def test_a_failing_script_under_run_is_recorded_as_an_error(
     assert reply.status == "ok"
     [item] = new_cells(1)
     assert (item.status, item.error_type, item.error_message) == (
-        "error", "ValueError", "boom from the script"
+        "error",
+        "ValueError",
+        "boom from the script",
     )
     assert str(script) in item.traceback
     assert "in main" in item.traceback
@@ -198,8 +203,9 @@ def test_an_interrupted_cell_is_recorded_as_interrupted(
     # Given a long cell that is running
     run_id = live_run(client, kernel.pid).run_id
     msg_id = kernel.submit("import time\ntime.sleep(60)")
-    wait_for(lambda: cells(client, run_id)[-1].source.endswith("sleep(60)"),
-             "the long cell to start")
+    wait_for(
+        lambda: cells(client, run_id)[-1].source.endswith("sleep(60)"), "the long cell to start"
+    )
 
     # When the kernel's interrupt button is pressed
     kernel.manager.interrupt_kernel()
@@ -220,8 +226,9 @@ def test_an_interrupted_async_cell_is_recorded_as_interrupted(
     # only when the awaited sleep ends, hence a short one)
     run_id = live_run(client, kernel.pid).run_id
     msg_id = kernel.submit("import asyncio\nawait asyncio.sleep(2)")
-    wait_for(lambda: cells(client, run_id)[-1].source.endswith("sleep(2)"),
-             "the async cell to start")
+    wait_for(
+        lambda: cells(client, run_id)[-1].source.endswith("sleep(2)"), "the async cell to start"
+    )
 
     # When the kernel is interrupted
     kernel.manager.interrupt_kernel()

@@ -28,11 +28,14 @@ def test_unloading_ends_the_registration_and_removes_hooks_and_magics(
     magic = kernel.run("%tv_ps")
 
     # Then the run ended as finished with the unloading cell as its last record
-    ended = wait_for(lambda: (r := client.store.get_run(run_id=run.run_id)).ended_at and r,
-                     "the run to end")
+    ended = wait_for(
+        lambda: (r := client.store.get_run(run_id=run.run_id)).ended_at and r, "the run to end"
+    )
     assert ended.status == "finished"
     assert [(item.source, item.status) for item in cells(client, run.run_id)] == [
-        ("%load_ext tablevault", "ok"), ("a = 1", "ok"), ("%unload_ext tablevault", "ok"),
+        ("%load_ext tablevault", "ok"),
+        ("a = 1", "ok"),
+        ("%unload_ext tablevault", "ok"),
     ]
     # And the magics are gone, and IPython's hooks hold nothing of tablevault
     assert magic.ename == "UsageError" and "tv_ps" in magic.stderr
@@ -84,7 +87,10 @@ def test_a_closed_vault_refuses_to_append(start_kernel: KernelFactory) -> None:
 
 
 def test_a_notebook_run_by_nbclient_is_recorded_cell_by_cell(
-    home: Path, ipython_dir: Path, client: VaultClient, tmp_path: Path,
+    home: Path,
+    ipython_dir: Path,
+    client: VaultClient,
+    tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # Given a notebook that loads the extension, as papermill and nbconvert run them
@@ -101,7 +107,10 @@ def test_a_notebook_run_by_nbclient_is_recorded_cell_by_cell(
 
     # When nbclient executes it
     NotebookClient(
-        notebook, timeout=60, kernel_name="python3", allow_errors=True,
+        notebook,
+        timeout=60,
+        kernel_name="python3",
+        allow_errors=True,
         resources={"metadata": {"path": str(tmp_path)}},
     ).execute()
 
@@ -131,11 +140,13 @@ def test_a_kernel_shut_down_ends_its_run_as_finished_with_every_cell_recorded(
     kernel.manager.shutdown_kernel(now=False)
 
     # Then its run ended as finished, and the last cell was written before the end
-    ended = wait_for(lambda: (r := client.store.get_run(run_id=run.run_id)).ended_at and r,
-                     "the run to end")
+    ended = wait_for(
+        lambda: (r := client.store.get_run(run_id=run.run_id)).ended_at and r, "the run to end"
+    )
     assert ended.status == "finished"
     assert [(item.source, item.status) for item in cells(client, run.run_id)][-1] == (
-        "last = 'cell'", "ok"
+        "last = 'cell'",
+        "ok",
     )
 
 
@@ -160,7 +171,9 @@ def test_the_extensions_own_failures_change_no_cell_and_warn_once(
 
     # Then they show what they would show anyway, and one warning says tablevault failed
     assert [(reply.status, reply.stdout, reply.ename) for reply in replies] == [
-        ("ok", "42\n", None), ("error", "", "ZeroDivisionError"), ("ok", "after\n", None),
+        ("ok", "42\n", None),
+        ("error", "", "ZeroDivisionError"),
+        ("ok", "after\n", None),
     ]
     assert kernel.stderr_text().count("tablevault could not") == 1
     assert "Traceback" not in kernel.stderr_text()

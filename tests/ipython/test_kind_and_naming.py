@@ -37,8 +37,12 @@ class Kernel(IPythonKernel):
 
 
 @pytest.fixture(scope="module")
-def kind_in(start_kernel: KernelFactory, home: Path, ipython_dir: Path,
-            tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], str]:
+def kind_in(
+    start_kernel: KernelFactory,
+    home: Path,
+    ipython_dir: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Callable[[str], str]:
     """``kind_in(place)``: what detect_kind() answers in that place."""
     folder = tmp_path_factory.mktemp("kinds")
     (folder / "colab_like.py").write_text(COLAB_LIKE)
@@ -54,10 +58,18 @@ def kind_in(start_kernel: KernelFactory, home: Path, ipython_dir: Path,
         return kernels[args].ok(code).stdout.strip()
 
     def in_process(*argv: str) -> str:
-        return subprocess.run(
-            [sys.executable, *argv], env=env, capture_output=True, text=True, check=True,
-            timeout=60,
-        ).stdout.strip().splitlines()[-1]
+        return (
+            subprocess.run(
+                [sys.executable, *argv],
+                env=env,
+                capture_output=True,
+                text=True,
+                check=True,
+                timeout=60,
+            )
+            .stdout.strip()
+            .splitlines()[-1]
+        )
 
     places: dict[str, Callable[[], str]] = {
         "ipykernel": lambda: in_kernel(PRINT_KIND),
@@ -137,6 +149,9 @@ def test_loading_names_the_vault_for_the_user_unless_the_name_is_taken(
 
     # Then the user's variable is left alone, and elsewhere `vault` is the kernel's Vault
     assert taken.ok("print(vault)").stdout == "mine\n"
-    assert free.ok("print(type(vault).__name__, vault is __import__('tablevault')"
-                   ".active_vault())").stdout == "Vault True\n"
-
+    assert (
+        free.ok(
+            "print(type(vault).__name__, vault is __import__('tablevault').active_vault())"
+        ).stdout
+        == "Vault True\n"
+    )

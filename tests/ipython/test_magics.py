@@ -42,15 +42,18 @@ def kernel(start_kernel: KernelFactory) -> Kernel:
 
 
 @pytest.fixture
-def worker(home: Path, ipython_dir: Path, tmp_path: Path, client: VaultClient
-           ) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+def worker(
+    home: Path, ipython_dir: Path, tmp_path: Path, client: VaultClient
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     """A script looping over checkpoints, registered under a fresh name."""
     script = tmp_path / "worker.py"
     script.write_text(WORKER)
     name = unique_name("worker")
     process = subprocess.Popen(
-        [sys.executable, str(script), name], env=kernel_env(home, ipython_dir),
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [sys.executable, str(script), name],
+        env=kernel_env(home, ipython_dir),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     live_run(client, process.pid)
     yield name, process
@@ -163,8 +166,10 @@ def test_tv_pause_resume_and_stop_control_another_process(
 
     # And %tv_ps --all still lists it, ended, while %tv_ps does not
     assert name not in kernel.ok("%tv_ps").stdout
-    assert any(line.split()[:3] == [name, "script", "stopped"]
-               for line in kernel.ok("%tv_ps --all").stdout.splitlines())
+    assert any(
+        line.split()[:3] == [name, "script", "stopped"]
+        for line in kernel.ok("%tv_ps --all").stdout.splitlines()
+    )
 
 
 def test_tv_init_renames_and_describes_the_kernel_keeping_its_cells(

@@ -117,9 +117,7 @@ def test_pause_holds_the_loop_resume_continues_it_stop_ends_the_cell(
     assert client.get_process(name).status == "running"
 
 
-def test_the_interrupt_button_ends_a_pause(
-    kernel: Kernel, client: VaultClient, name: str
-) -> None:
+def test_the_interrupt_button_ends_a_pause(kernel: Kernel, client: VaultClient, name: str) -> None:
     # Given a notebook loop paused at a checkpoint
     msg_id = kernel.submit(LOOP)
     wait_for(lambda: loop_running(client, name), "the loop to run")
@@ -138,9 +136,7 @@ def test_the_interrupt_button_ends_a_pause(
     assert kernel.ok("print(progress > 0)").stdout == "True\n"
 
 
-def test_a_stop_while_paused_ends_the_cell(
-    kernel: Kernel, client: VaultClient, name: str
-) -> None:
+def test_a_stop_while_paused_ends_the_cell(kernel: Kernel, client: VaultClient, name: str) -> None:
     # Given a notebook loop paused at a checkpoint
     msg_id = kernel.submit(LOOP)
     wait_for(lambda: loop_running(client, name), "the loop to run")
@@ -163,8 +159,10 @@ def test_a_stop_requested_between_cells_ends_the_next_checkpoint(
     # Given a stop requested while the kernel is idle, and seen by it
     request = client.stop_execution(name)
     run_id = live_run(client, kernel.pid).run_id
-    wait_for(lambda: client.store.recent_requests(run_id)[0].state == "acknowledged",
-             f"request {request.id} to be seen")
+    wait_for(
+        lambda: client.store.recent_requests(run_id)[0].state == "acknowledged",
+        f"request {request.id} to be seen",
+    )
 
     # When a cell reaches a checkpoint
     reply = kernel.run("reached = 'before'\n%tv_checkpoint\nreached = 'after'")

@@ -38,7 +38,10 @@ WARNING = "tablevault could not"
 def visible(reply: Reply) -> tuple[object, ...]:
     """What the user sees of a cell, apart from its execution count."""
     return (
-        reply.status, reply.ename, reply.evalue, reply.stdout,
+        reply.status,
+        reply.ename,
+        reply.evalue,
+        reply.stdout,
         [result["data"] for result in reply.results],
         [(error["ename"], error["evalue"]) for error in reply.errors],
     )
@@ -87,8 +90,10 @@ def test_a_failing_store_changes_no_cell_and_warns_once(
     kernel.ok("'recording again'")
     items = finished_cells(client, run_id, recorded + 1)
     assert [item.source for item in items[recorded:]] == ["'recording again'"]
-    wait_for(lambda: kernel.drain(0.1) or "reachable again" in kernel.stderr_text(),
-             "the note that the store is back")
+    wait_for(
+        lambda: kernel.drain(0.1) or "reachable again" in kernel.stderr_text(),
+        "the note that the store is back",
+    )
     assert kernel.stderr_text().count(WARNING) == 1
 
 

@@ -73,8 +73,10 @@ def test_a_process_started_from_a_cell_has_that_cell_as_parent(
     # Then the child names the notebook and that cell's index as its parent
     parent = client.get_process(name)
     spawning = wait_for(
-        lambda: next((item for item in finished_cells(client, parent.run_id, 1)
-                      if item.source == source), None),
+        lambda: next(
+            (item for item in finished_cells(client, parent.run_id, 1) if item.source == source),
+            None,
+        ),
         "the spawning cell's record",
     )
     run = client.get_process(child)
@@ -83,8 +85,10 @@ def test_a_process_started_from_a_cell_has_that_cell_as_parent(
     assert kernel.ok("print(out, end='')").stdout == f"{name} {spawning.index}\n"
 
     # And a search by the parent's code finds it
-    assert wait_for(lambda: child in client.query_process_list(parent_code_text=marker),
-                    "the search to find the child")
+    assert wait_for(
+        lambda: child in client.query_process_list(parent_code_text=marker),
+        "the search to find the child",
+    )
     assert client.query_process_list(parent_code_text=marker) == [child]
 
 

@@ -43,8 +43,9 @@ def unique(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
 
 
-async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 15.0,
-                     what: str = "the condition") -> None:
+async def eventually(
+    check: Callable[[], Awaitable[bool]], timeout: float = 15.0, what: str = "the condition"
+) -> None:
     """Wait, letting the server run, until ``check()`` is true."""
     deadline = asyncio.get_running_loop().time() + timeout
     while not await check():
@@ -126,8 +127,12 @@ class TableVaultAPI:
         return url_path_join(self.base_url, "tablevault", "api", encoded)
 
     async def fetch(
-        self, method: str, *segments: str, body: bytes | str | None = None,
-        params: dict[str, str] | None = None, headers: dict[str, str] | None = None,
+        self,
+        method: str,
+        *segments: str,
+        body: bytes | str | None = None,
+        params: dict[str, str] | None = None,
+        headers: dict[str, str] | None = None,
         authenticated: bool = True,
     ) -> Reply:
         url = self.path(*segments) + (f"?{urlencode(params)}" if params else "")
@@ -135,7 +140,11 @@ class TableVaultAPI:
         if method == "POST" and body is None:
             body = b""
         response: HTTPResponse = await self.client.fetch(
-            url, method=method, body=body, headers=sent, raise_error=False,
+            url,
+            method=method,
+            body=body,
+            headers=sent,
+            raise_error=False,
             follow_redirects=False,
         )
         raw = response.body or b""
@@ -148,8 +157,9 @@ class TableVaultAPI:
     async def get(self, *segments: str, **kwargs: Any) -> Reply:
         return await self.fetch("GET", *segments, **kwargs)
 
-    async def post(self, name: str, action: str, body: dict[str, Any] | str | None = None,
-                   **kwargs: Any) -> Reply:
+    async def post(
+        self, name: str, action: str, body: dict[str, Any] | str | None = None, **kwargs: Any
+    ) -> Reply:
         sent = json.dumps(body) if isinstance(body, dict) else body
         return await self.fetch("POST", "processes", name, action, body=sent, **kwargs)
 
@@ -160,8 +170,12 @@ class TableVaultAPI:
 
 
 @pytest.fixture
-def api(http_server_client: Any, jp_base_url: str, jp_auth_header: dict[str, str],
-        service: ProcessService) -> TableVaultAPI:
+def api(
+    http_server_client: Any,
+    jp_base_url: str,
+    jp_auth_header: dict[str, str],
+    service: ProcessService,
+) -> TableVaultAPI:
     return TableVaultAPI(http_server_client, jp_base_url, jp_auth_header)
 
 
@@ -188,7 +202,9 @@ def start_worker(tablevault_env: Path, tmp_path: Path) -> Iterator[Callable[...,
         with log.open("w") as stderr:
             proc = subprocess.Popen(
                 [sys.executable, str(WORKER), name, mode],
-                stdout=subprocess.PIPE, stderr=stderr, text=True,
+                stdout=subprocess.PIPE,
+                stderr=stderr,
+                text=True,
             )
         started.append(proc)
         assert proc.stdout is not None

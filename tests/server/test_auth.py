@@ -62,7 +62,9 @@ def _sample_path(rule: Rule) -> str:
 
 
 async def test_every_tablevault_route_refuses_requests_without_credentials(
-    jp_serverapp: Any, http_server_client: Any, service: Any,
+    jp_serverapp: Any,
+    http_server_client: Any,
+    service: Any,
     tablevault_config: dict[str, Any],
 ) -> None:
     strict = not tablevault_config["ServerApp"]["allow_unauthenticated_access"]
@@ -70,7 +72,9 @@ async def test_every_tablevault_route_refuses_requests_without_credentials(
     # Given every route the server has for tablevault
     rules = _tablevault_rules(jp_serverapp.web_app.default_router)
     assert {rule.target for rule in rules} == {
-        ProcessListHandler, ProcessHandler, ProcessActionHandler,
+        ProcessListHandler,
+        ProcessHandler,
+        ProcessActionHandler,
     }
 
     for rule in rules:
@@ -79,13 +83,17 @@ async def test_every_tablevault_route_refuses_requests_without_credentials(
             for headers in ({}, {"Authorization": "token not-the-token"}):
                 # When it is called without valid credentials
                 response = await http_server_client.fetch(
-                    path, method=method, body=body, headers=headers, raise_error=False,
+                    path,
+                    method=method,
+                    body=body,
+                    headers=headers,
+                    raise_error=False,
                     follow_redirects=False,
                 )
 
                 # Then it is refused, as JSON without a traceback
-                refused = (401, 403) if strict or _implements(rule.target, method) else (
-                    401, 403, 405
+                refused = (
+                    (401, 403) if strict or _implements(rule.target, method) else (401, 403, 405)
                 )
                 assert response.code in refused, (method, path, headers, response.code)
                 assert set(json.loads(response.body)) == {"message", "reason"}
@@ -97,7 +105,8 @@ def test_the_servers_own_audit_finds_every_method_authenticated(
     web_app = jp_serverapp.web_app
 
     missing = [
-        gap for rule in _tablevault_rules(web_app.default_router)
+        gap
+        for rule in _tablevault_rules(web_app.default_router)
         for gap in web_app._check_handler_auth(rule.matcher, rule.target)
     ]
 
@@ -118,12 +127,12 @@ async def test_a_cookie_session_must_send_the_xsrf_token_to_post(
 
     # When the cookie alone reads, then posts without and with the XSRF token
     read = await api.get("processes", authenticated=False, headers={"Cookie": session})
-    forged = await api.post(
-        worker.name, "stop", authenticated=False, headers={"Cookie": session}
-    )
+    forged = await api.post(worker.name, "stop", authenticated=False, headers={"Cookie": session})
     after_forged = await api.process(worker.name)
     genuine = await api.post(
-        worker.name, "stop", authenticated=False,
+        worker.name,
+        "stop",
+        authenticated=False,
         headers={"Cookie": f"{session}; _xsrf=5eed", "X-XSRFToken": "5eed"},
     )
 

@@ -22,8 +22,12 @@ def tablevault_config(configured_home: Path) -> dict[str, Any]:
 
 
 async def test_the_server_reads_the_store_its_config_names(
-    api: TableVaultAPI, service: Any, configured_home: Path, tablevault_home: Path,
-    start_worker: Callable[..., Worker], monkeypatch: pytest.MonkeyPatch,
+    api: TableVaultAPI,
+    service: Any,
+    configured_home: Path,
+    tablevault_home: Path,
+    start_worker: Callable[..., Worker],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # Given a server configured with a home other than TABLEVAULT_HOME, and a process
     # registered in the configured one

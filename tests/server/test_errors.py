@@ -53,7 +53,9 @@ async def test_an_unexpected_error_is_500_without_a_traceback(
 
 
 async def test_a_locked_store_delays_only_its_own_requests(
-    api: TableVaultAPI, jp_fetch: Any, tablevault_home: Path,
+    api: TableVaultAPI,
+    jp_fetch: Any,
+    tablevault_home: Path,
     start_worker: Callable[..., Worker],
 ) -> None:
     # Given a process, and another program holding the store's write lock

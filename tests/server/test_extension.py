@@ -53,7 +53,11 @@ def test_jupyter_server_extension_list_shows_tablevault_enabled(tmp_path: Path) 
     # When Jupyter lists the server extensions
     result = subprocess.run(
         [sys.executable, "-m", "jupyter", "server", "extension", "list"],
-        env=env, capture_output=True, text=True, timeout=120, check=True,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
     )
 
     # Then tablevault is enabled, and it loads

@@ -341,7 +341,9 @@ def test_no_server_code_signals_a_process() -> None:
     forbidden = ("os.kill", "import signal", ".send_signal(", ".terminate(", ".kill(")
 
     found = [
-        (source.name, word) for source in sources for word in forbidden
+        (source.name, word)
+        for source in sources
+        for word in forbidden
         if word in source.read_text()
     ]
 

@@ -46,15 +46,19 @@ def live_api(api: TableVaultAPI, jp_http_port: int, jp_base_url: str) -> str:
     return f"http://127.0.0.1:{jp_http_port}{url_path_join(jp_base_url, 'tablevault', 'api')}"
 
 
-async def _call(method: str, url: str, headers: dict[str, str], body: str | None = None
-                ) -> requests.Response:
+async def _call(
+    method: str, url: str, headers: dict[str, str], body: str | None = None
+) -> requests.Response:
     return await asyncio.to_thread(
         requests.request, method, url, headers=headers, data=body, timeout=30
     )
 
 
 async def test_real_responses_match_the_document(
-    schema: Any, live_api: str, jp_auth_header: dict[str, str], api: TableVaultAPI,
+    schema: Any,
+    live_api: str,
+    jp_auth_header: dict[str, str],
+    api: TableVaultAPI,
     start_worker: Callable[..., Worker],
 ) -> None:
     # Given a running process, one stuck with a pending pause, and one that ended
@@ -77,15 +81,23 @@ async def test_real_responses_match_the_document(
         ("/processes/{name}", "GET", url("processes", running.name), None, 200),
         ("/processes/{name}", "GET", url("processes", "nobody"), None, 404),
         ("/processes/{name}", "GET", url("processes", "a\tb"), None, 400),
-        ("/processes/{name}/{action}", "POST", url("processes", running.name, "pause"),
-         json.dumps({"run_id": running.run_id}), 202),
-        ("/processes/{name}/{action}", "POST", url("processes", running.name, "stop"),
-         None, 202),
-        ("/processes/{name}/{action}", "POST", url("processes", ended.name, "resume"),
-         None, 409),
+        (
+            "/processes/{name}/{action}",
+            "POST",
+            url("processes", running.name, "pause"),
+            json.dumps({"run_id": running.run_id}),
+            202,
+        ),
+        ("/processes/{name}/{action}", "POST", url("processes", running.name, "stop"), None, 202),
+        ("/processes/{name}/{action}", "POST", url("processes", ended.name, "resume"), None, 409),
         ("/processes/{name}/{action}", "POST", url("processes", "nobody", "stop"), None, 404),
-        ("/processes/{name}/{action}", "POST", url("processes", stuck.name, "stop"),
-         "{broken", 400),
+        (
+            "/processes/{name}/{action}",
+            "POST",
+            url("processes", stuck.name, "stop"),
+            "{broken",
+            400,
+        ),
     ]
     listed: dict[str, Any] = {}
     for path, method, address, body, expected in calls:
@@ -113,7 +125,10 @@ def _fuzz(schema: Any, base_url: str, headers: dict[str, str]) -> int:
 
             @hypothesis.given(case=operation.as_strategy(generation_mode=mode))
             @hypothesis.settings(
-                max_examples=40, deadline=None, database=None, phases=[Phase.generate],
+                max_examples=40,
+                deadline=None,
+                database=None,
+                phases=[Phase.generate],
                 suppress_health_check=list(HealthCheck),
             )
             def check(case: Any) -> None:
@@ -129,7 +144,9 @@ def _fuzz(schema: Any, base_url: str, headers: dict[str, str]) -> int:
 
 
 async def test_generated_requests_pass_schemathesis_checks(
-    schema: Any, live_api: str, jp_auth_header: dict[str, str],
+    schema: Any,
+    live_api: str,
+    jp_auth_header: dict[str, str],
     start_worker: Callable[..., Worker],
 ) -> None:
     # Given a live process, so that the listing has something to describe

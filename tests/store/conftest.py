@@ -64,7 +64,8 @@ def _empty_arango(settings: TableVaultSettings) -> None:
     client = ArangoClient(hosts=settings.arango_url)
     try:
         db = client.db(
-            settings.arango_db, username=settings.arango_username,
+            settings.arango_db,
+            username=settings.arango_username,
             password=settings.arango_password,
         )
         for name in COLLECTIONS:
@@ -83,11 +84,15 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable
         if settings is None:
             store: Store = SQLiteStore(tmp_path / "tablevault.sqlite3", stale_after=stale_after)
         else:
-            store = ArangoStore.from_settings(TableVaultSettings(
-                arango_url=settings.arango_url, arango_db=settings.arango_db,
-                arango_username=settings.arango_username,
-                arango_password=settings.arango_password, stale_after=stale_after,
-            ))
+            store = ArangoStore.from_settings(
+                TableVaultSettings(
+                    arango_url=settings.arango_url,
+                    arango_db=settings.arango_db,
+                    arango_username=settings.arango_username,
+                    arango_password=settings.arango_password,
+                    stale_after=stale_after,
+                )
+            )
         opened.append(store)
         return store
 

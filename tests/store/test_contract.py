@@ -174,9 +174,7 @@ def test_end_run_expires_open_requests(store: Store, add_run: AddRun) -> None:
     assert ended is not None
     assert (ended.status, ended.exit_status, ended.live) == ("finished", 0, False)
     assert store.open_requests(run.run_id) == []
-    assert [(r.id, r.state) for r in store.recent_requests(run.run_id)] == [
-        (request.id, "expired")
-    ]
+    assert [(r.id, r.state) for r in store.recent_requests(run.run_id)] == [(request.id, "expired")]
 
 
 def test_end_run_leaves_an_ended_run_as_it_is(store: Store, add_run: AddRun) -> None:
@@ -227,9 +225,7 @@ def test_code_items_are_numbered_from_zero_in_each_run(store: Store, add_run: Ad
     assert store.code_item_count(second.run_id) == 2
 
 
-def test_code_item_ids_are_increasing_microsecond_timestamps(
-    store: Store, add_run: AddRun
-) -> None:
+def test_code_item_ids_are_increasing_microsecond_timestamps(store: Store, add_run: AddRun) -> None:
     # Given a run
     run = add_run()
     before = int(now() * 1_000_000)
@@ -249,10 +245,16 @@ def test_finish_code_item_records_the_error(store: Store, add_run: AddRun) -> No
     item = store.start_code_item(run.run_id, "cell", "1 / 0", execution_count=4, cell_id="c1")
 
     # When it ends with an exception
-    store.finish_code_item(item.id, Outcome(
-        status="error", duration=0.5, error_type="ZeroDivisionError",
-        error_message="division by zero", traceback="Traceback ...",
-    ))
+    store.finish_code_item(
+        item.id,
+        Outcome(
+            status="error",
+            duration=0.5,
+            error_type="ZeroDivisionError",
+            error_message="division by zero",
+            traceback="Traceback ...",
+        ),
+    )
 
     # Then the item carries the outcome
     [found] = store.code_items(run.run_id)
@@ -282,9 +284,7 @@ def test_thread_errors_come_back_with_their_code_item(store: Store, add_run: Add
     ]
 
 
-def test_code_items_come_newest_first_and_honour_the_limit(
-    store: Store, add_run: AddRun
-) -> None:
+def test_code_items_come_newest_first_and_honour_the_limit(store: Store, add_run: AddRun) -> None:
     # Given a run with five code items
     run = add_run()
     for n in range(5):
@@ -338,9 +338,7 @@ def test_resume_of_a_running_process_raises(store: Store, add_run: AddRun) -> No
     assert store.recent_requests(run.run_id) == []
 
 
-def test_resume_while_a_pause_is_pending_cancels_the_pause(
-    store: Store, add_run: AddRun
-) -> None:
+def test_resume_while_a_pause_is_pending_cancels_the_pause(store: Store, add_run: AddRun) -> None:
     # Given a running process whose pause has not reached a checkpoint yet
     run = add_run()
     pause = store.create_request(run.name, "pause", "tester")
@@ -565,9 +563,14 @@ def trainer(store: Store, add_run: AddRun) -> ProcessRecord:
     run = add_run(unique_name("trainer"), description="Nightly ResNet training")
     store.start_code_item(run.run_id, "cell", "data = load_data()")
     item = store.start_code_item(run.run_id, "cell", "model.fit(data, epochs=3)")
-    store.finish_code_item(item.id, Outcome(
-        status="error", error_type="MemoryError", error_message="out of GPU memory",
-    ))
+    store.finish_code_item(
+        item.id,
+        Outcome(
+            status="error",
+            error_type="MemoryError",
+            error_message="out of GPU memory",
+        ),
+    )
     return run
 
 
@@ -728,7 +731,9 @@ def test_current_operations_shows_running_code_and_open_requests(
     assert by_name[idle.name]["current_item"] is None
     [request] = operations["requests"]
     assert (request["id"], request["action"], request["target_name"]) == (
-        pause.id, "pause", busy.name
+        pause.id,
+        "pause",
+        busy.name,
     )
     assert isinstance(request["id"], int)
 
@@ -739,9 +744,13 @@ def test_cleanup_finalises_what_a_silent_run_left(
     # Given a run on another host, silent for ten minutes, with a running cell and a pending
     # stop, written by a client that waits an hour before taking such a run for dead
     patient = backend(stale_after=3600)
-    run = patient.register_run(new_run(
-        host=ELSEWHERE, started_at=now() - 1200, heartbeat_at=now() - 600,
-    ))
+    run = patient.register_run(
+        new_run(
+            host=ELSEWHERE,
+            started_at=now() - 1200,
+            heartbeat_at=now() - 600,
+        )
+    )
     item = patient.start_code_item(run.run_id, "cell", "train()", started_at=now() - 900)
     stop = patient.create_request(run.name, "stop", "tester")
 
@@ -754,14 +763,10 @@ def test_cleanup_finalises_what_a_silent_run_left(
     assert found is not None
     assert found.status == "crashed"
     assert [(i.id, i.status) for i in patient.code_items(run.run_id)] == [(item.id, "lost")]
-    assert [(r.id, r.state) for r in patient.recent_requests(run.run_id)] == [
-        (stop.id, "expired")
-    ]
+    assert [(r.id, r.state) for r in patient.recent_requests(run.run_id)] == [(stop.id, "expired")]
 
 
-def test_cleanup_leaves_a_run_that_died_within_the_interval(
-    store: Store, add_run: AddRun
-) -> None:
+def test_cleanup_leaves_a_run_that_died_within_the_interval(store: Store, add_run: AddRun) -> None:
     # Given a run that started a moment ago and whose process is already gone
     run = add_run(dead=True)
     store.start_code_item(run.run_id, "cell", "x = 1")
@@ -819,11 +824,18 @@ def _write_concurrently(path: str, start: Event, errors: Queue[str]) -> None:
     try:
         store = SQLiteStore(path)
         me = ProcessIdentity.current()
-        run = store.register_run(ProcessRecord(
-            run_id=uuid.uuid4().hex, name=unique_name("writer"), user_id="tester",
-            kind="script", host=me.host, pid=me.pid, create_time=me.create_time,
-            started_at=now(),
-        ))
+        run = store.register_run(
+            ProcessRecord(
+                run_id=uuid.uuid4().hex,
+                name=unique_name("writer"),
+                user_id="tester",
+                kind="script",
+                host=me.host,
+                pid=me.pid,
+                create_time=me.create_time,
+                started_at=now(),
+            )
+        )
         start.wait(60)
         for n in range(RECORDS_PER_WRITER):
             item = store.start_code_item(run.run_id, "script", f"step({n})")
