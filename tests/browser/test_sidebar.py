@@ -61,6 +61,46 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+class RunningLab:
+    """A JupyterLab server on a free loopback port, with a token of its own."""
+
+    def __init__(self, root: Path, env: dict[str, str], *extra: str) -> None:
+        self.port, self.token = free_port(), secrets.token_hex(16)
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = (root / "server.log").open("w")
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "jupyterlab",
+                "--allow-root",
+                "--no-browser",
+                f"--port={self.port}",
+                "--ServerApp.ip=127.0.0.1",
+                f"--IdentityProvider.token={self.token}",
+                f"--ServerApp.root_dir={root}",
+                *extra,
+            ],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=self.log,
+        )
+        wait_for(self.answering, "JupyterLab to listen", 60)
+
+    def answering(self) -> bool:
+        with socket.socket() as sock:
+            return sock.connect_ex(("127.0.0.1", self.port)) == 0
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self.log.close()
+
+
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, object]]:
     if LAUNCH and not Path(CHROMIUM).exists():
@@ -94,7 +134,6 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, object]]
         "nbformat_minor": 5,
     }
     (root / "loop.ipynb").write_text(json.dumps(notebook))
-    port, token = free_port(), secrets.token_hex(16)
     env = {
         **os.environ,
         "TABLEVAULT_HOME": str(home),
@@ -103,37 +142,11 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, object]]
         "JUPYTER_CONFIG_DIR": str(config),
     }
     env.pop("TABLEVAULT_PARENT", None)
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "jupyterlab",
-            "--allow-root",
-            "--no-browser",
-            f"--port={port}",
-            "--ServerApp.ip=127.0.0.1",
-            f"--IdentityProvider.token={token}",
-            f"--ServerApp.root_dir={root}",
-        ],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=(root / "server.log").open("w"),
-    )
-    url = f"http://127.0.0.1:{port}"
-
-    def answering() -> bool:
-        with socket.socket() as sock:
-            return sock.connect_ex(("127.0.0.1", port)) == 0
-
+    server = RunningLab(root, env)
     try:
-        wait_for(answering, "JupyterLab to listen", 60)
-        yield {"url": url, "token": token, "home": home, "root": root}
+        yield {"url": server.url, "token": server.token, "home": home, "root": root}
     finally:
-        server.terminate()
-        try:
-            server.wait(20)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        server.stop()
 
 
 @pytest.fixture(scope="module")
@@ -224,43 +237,19 @@ def test_a_missing_server_extension_is_named(
     browser: Browser, lab: dict[str, object], tmp_path: Path
 ) -> None:
     # Given a JupyterLab whose tablevault server extension is disabled
-    port, token = free_port(), secrets.token_hex(8)
     env = {**os.environ, "JUPYTER_CONFIG_DIR": str(Path(str(lab["root"])) / ".jupyter")}
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "jupyterlab",
-            "--allow-root",
-            "--no-browser",
-            f"--port={port}",
-            "--ServerApp.ip=127.0.0.1",
-            f"--IdentityProvider.token={token}",
-            f"--ServerApp.root_dir={tmp_path}",
-            '--ServerApp.jpserver_extensions={"tablevault": False}',
-        ],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    server = RunningLab(tmp_path, env, '--ServerApp.jpserver_extensions={"tablevault": False}')
+    tab = browser.new_page()
     try:
-
-        def answering() -> bool:
-            with socket.socket() as sock:
-                return sock.connect_ex(("127.0.0.1", port)) == 0
-
-        wait_for(answering, "JupyterLab to listen", 60)
-        tab = browser.new_page()
-        tab.goto(f"http://127.0.0.1:{port}/lab?reset&token={token}")
+        tab.goto(f"{server.url}/lab?reset&token={server.token}")
         # When the sidebar opens
         tab.click('.lm-TabBar-tab[data-id="tablevault-panel"]', timeout=60_000)
         # Then it says the server extension is missing rather than showing an empty list
         message = tab.wait_for_selector("#tablevault-panel .jp-tv-missing", timeout=20_000)
         assert "not installed or enabled" in message.inner_text()
-        tab.close()
     finally:
-        server.terminate()
-        server.wait(20)
+        tab.close()
+        server.stop()
 
 
 def luminance(css_color: str) -> float:
