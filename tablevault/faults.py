@@ -23,11 +23,9 @@ class FaultReporter:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self.failing = False
-        self.failures = 0
 
     def failed(self, what: str, exc: BaseException) -> None:
         with self._lock:
-            self.failures += 1
             first = not self.failing
             self.failing = True
         if first:

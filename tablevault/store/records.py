@@ -6,8 +6,6 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-LIVE_STATUSES = ("running", "paused")
-ENDED_STATUSES = ("finished", "failed", "stopped", "terminated", "crashed")
 OPEN_REQUEST_STATES = ("pending", "acknowledged")
 ACTIONS = ("stop", "pause", "resume")
 CODE_STATUSES = ("running", "ok", "error", "stopped", "interrupted", "lost")

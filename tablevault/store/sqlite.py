@@ -48,6 +48,11 @@ T = TypeVar("T")
 _BUSY_TIMEOUT_MS = 2_000
 _WRITE_ATTEMPTS = 3
 
+# The run a name means: its live one, else the one started last.
+_LATEST_RUN = (
+    f"SELECT {RUN_COLUMNS} FROM runs WHERE name = ? "
+    "ORDER BY ended_at IS NULL DESC, started_at DESC LIMIT 1"
+)
 # FTS5's trigram tokenizer cannot match fewer than three characters; LIKE does it instead.
 _TRIGRAM = 3
 
@@ -81,6 +86,7 @@ class SQLiteStore(Store):
             version = conn.execute("PRAGMA user_version").fetchone()[0]
         if version != SCHEMA_VERSION:
             self._write("create the schema", self._create_schema)
+            self._enable_wal()
         self._file_identity = self._current_file()
 
     def _current_file(self) -> tuple[int, int] | None:
@@ -169,10 +175,11 @@ class SQLiteStore(Store):
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     def _enable_wal(self) -> None:
-        conn = self._connection()
-        mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
-        if mode != "wal":
-            conn.execute("PRAGMA journal_mode = WAL")
+        """Readers never wait for writers in WAL mode; the file keeps the mode once set."""
+        try:
+            self._connection().execute("PRAGMA journal_mode = WAL")
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot switch {self.path} to WAL mode: {exc}") from exc
 
     def close(self) -> None:
         with self._connections_lock:
@@ -234,7 +241,6 @@ class SQLiteStore(Store):
             self._index_description(conn, run.run_id, run.description)
             return run
 
-        self._enable_wal()
         return self._write(f"register process {run.name!r}", body)
 
     def _index_description(self, conn: sqlite3.Connection, run_id: str, text: str) -> None:
@@ -315,11 +321,7 @@ class SQLiteStore(Store):
                     f"SELECT {RUN_COLUMNS} FROM runs WHERE run_id = ?", (run_id,)
                 ).fetchone()
             else:
-                row = conn.execute(
-                    f"SELECT {RUN_COLUMNS} FROM runs WHERE name = ? "
-                    "ORDER BY ended_at IS NULL DESC, started_at DESC LIMIT 1",
-                    (name,),
-                ).fetchone()
+                row = conn.execute(_LATEST_RUN, (name,)).fetchone()
         return run_from_row(row) if row else None
 
     def list_runs(self, *, live_only: bool = True) -> list[ProcessRecord]:
@@ -453,16 +455,10 @@ class SQLiteStore(Store):
         self, target_name: str, action: str, requester: str, *, run_id: str | None = None
     ) -> Request:
         def body(conn: sqlite3.Connection) -> Request | ProcessStateError:
-            run = self._live_run(conn, target_name)
-            if run is None:
-                row = conn.execute(
-                    f"SELECT {RUN_COLUMNS} FROM runs WHERE name = ? "
-                    "ORDER BY started_at DESC LIMIT 1",
-                    (target_name,),
-                ).fetchone()
-                if row is None:
-                    raise ProcessNotFoundError(target_name)
-                run = run_from_row(row)
+            row = conn.execute(_LATEST_RUN, (target_name,)).fetchone()
+            if row is None:
+                raise ProcessNotFoundError(target_name)
+            run = run_from_row(row)
             decision = decide_request(
                 run,
                 lambda: self._open_requests(conn, run.run_id),
