@@ -303,6 +303,7 @@ def test_the_panel_follows_the_dark_theme_and_offers_its_commands(
         # And the command palette lists its commands
         tab.keyboard.press("Control+Shift+C")
         tab.keyboard.type("TableVault")
+        tab.wait_for_selector(".lm-CommandPalette-itemLabel:has-text('TableVault')", timeout=20_000)
         labels = tab.locator(".lm-CommandPalette-itemLabel").all_inner_texts()
         assert {"Show TableVault Processes", "Refresh TableVault Processes"} <= set(labels)
     finally:
